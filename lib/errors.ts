@@ -1,0 +1,130 @@
+import createError from '@fastify/error'
+
+/**
+ * Every error fastify-conduit throws or logs. Codes are `FST_ERR_CONDUIT_<REASON>`; tests and
+ * users match on `err.code`, never on the message text.
+ */
+
+/** A plugin or stream option has the wrong type or value. */
+export const InvalidOptionError = createError<[string, string]>(
+  'FST_ERR_CONDUIT_INVALID_OPTION',
+  'fastify-conduit: option "%s" %s',
+  500,
+  TypeError
+)
+
+/** A message is not an object, or has none of `data`, `event`, `id`, `retry`, `comment`. */
+export const InvalidMessageError = createError<[string]>(
+  'FST_ERR_CONDUIT_INVALID_MESSAGE',
+  'fastify-conduit: invalid message: %s',
+  500,
+  TypeError
+)
+
+/** `event` is not a string, or contains CR or LF (it could forge a field or a second event). */
+export const InvalidEventNameError = createError<[string]>(
+  'FST_ERR_CONDUIT_INVALID_EVENT_NAME',
+  'fastify-conduit: invalid event name: %s',
+  500,
+  TypeError
+)
+
+/** `id` is not a string or finite number, or contains CR, LF or NUL. */
+export const InvalidIdError = createError<[string]>(
+  'FST_ERR_CONDUIT_INVALID_ID',
+  'fastify-conduit: invalid id: %s',
+  500,
+  TypeError
+)
+
+/** `retry` is not a non-negative safe integer. */
+export const InvalidRetryError = createError<[string]>(
+  'FST_ERR_CONDUIT_INVALID_RETRY',
+  'fastify-conduit: invalid retry: %s',
+  500,
+  TypeError
+)
+
+/** `comment` is not a string. */
+export const InvalidCommentError = createError<[string]>(
+  'FST_ERR_CONDUIT_INVALID_COMMENT',
+  'fastify-conduit: invalid comment: %s',
+  500,
+  TypeError
+)
+
+/** `data` cannot be serialized to JSON (a BigInt, a cycle, a function, `undefined` inside JSON). */
+export const UnserializableDataError = createError<[string]>(
+  'FST_ERR_CONDUIT_UNSERIALIZABLE_DATA',
+  'fastify-conduit: data cannot be serialized: %s',
+  500,
+  TypeError
+)
+
+/** An event's name is not declared in the route's (or channel's) `schema.sse`. */
+export const UndeclaredEventError = createError<[string]>(
+  'FST_ERR_CONDUIT_UNDECLARED_EVENT',
+  'fastify-conduit: event "%s" is not declared in the schema',
+  500,
+  TypeError
+)
+
+/** An event's `data` does not match its schema. Carries `event`, `path` and `reason`. */
+export const InvalidEventDataError = createError<[string, string, string]>(
+  'FST_ERR_CONDUIT_INVALID_DATA',
+  'fastify-conduit: data of event "%s" does not match its schema at "%s": %s',
+  500,
+  TypeError
+)
+
+/** `schema.sse` is not an object of event name -> schema, or a name could not be sent. */
+export const InvalidSchemaError = createError<[string]>(
+  'FST_ERR_CONDUIT_INVALID_SCHEMA',
+  'fastify-conduit: invalid schema.sse: %s',
+  500,
+  TypeError
+)
+
+/** `reply.sse` got something that is not an iterable, stream, channel or source function. */
+export const InvalidSourceError = createError<[string]>(
+  'FST_ERR_CONDUIT_INVALID_SOURCE',
+  'fastify-conduit: invalid source: %s',
+  500,
+  TypeError
+)
+
+/** `reply.sse` was called on a reply that has already been sent. */
+export const ReplyAlreadySentError = createError(
+  'FST_ERR_CONDUIT_REPLY_SENT',
+  'fastify-conduit: reply.sse() called on a reply that was already sent',
+  500
+)
+
+/** More than `maxConnections` streams would be open: answered as 503 with Retry-After. */
+export const TooManyStreamsError = createError<[number]>(
+  'FST_ERR_CONDUIT_TOO_MANY_STREAMS',
+  'fastify-conduit: too many open streams (maxConnections is %d)',
+  503
+)
+
+/** A channel name is empty or not a string, or a channel was re-created with other options. */
+export const InvalidChannelError = createError<[string]>(
+  'FST_ERR_CONDUIT_INVALID_CHANNEL',
+  'fastify-conduit: invalid channel: %s',
+  500,
+  TypeError
+)
+
+/** The bus (memory or Redis) failed to connect, publish or read. Carries `cause`. */
+export const BusError = createError<[string]>(
+  'FST_ERR_CONDUIT_BUS',
+  'fastify-conduit: bus error: %s',
+  500
+)
+
+/** The server or the bus is closing: no more publishing or subscribing. */
+export const ClosedError = createError<[string]>(
+  'FST_ERR_CONDUIT_CLOSED',
+  'fastify-conduit: %s is closed',
+  503
+)

@@ -1,0 +1,108 @@
+import type { TSchema } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import fastJsonStringify from 'fast-json-stringify'
+import {
+  InvalidEventDataError,
+  InvalidSchemaError,
+  UndeclaredEventError
+} from '../errors.js'
+import { assertMessage, DATA, eventField, headFields, stringifyData } from '../wire/format.js'
+import type { SSEMessage } from '../wire/message.js'
+
+/** `schema.sse`: event name -> TypeBox schema of that event's `data`. */
+export type EventSchemas = Record<string, TSchema>
+
+/** What is compiled once per event name. */
+interface CompiledEvent {
+  /** `event: name\n`, or `''` for `message`, the type EventSource gives events without one. */
+  readonly prefix: string
+  readonly check: (data: unknown) => boolean
+  readonly explain: (data: unknown) => { path: string, message: string }
+  readonly serialize: (data: unknown) => string
+}
+
+/** Formats a message against a route's or channel's event schemas; throws coded errors. */
+export type EventFormatter = (msg: SSEMessage) => string
+
+/**
+ * Compiles `schema.sse` once (at route registration): a TypeBox check and a fast-json-stringify
+ * serializer per event name, and the precomputed `event:` line. The returned formatter then
+ * does per event: one lookup, one compiled check, one compiled serialize, a few concatenations.
+ *
+ * @example
+ * const format = compileRouteEvents({ token: Type.Object({ text: Type.String() }) })
+ * format({ event: 'token', data: { text: 'Hi' } }) // 'event: token\ndata: {"text":"Hi"}\n\n'
+ */
+export function compileRouteEvents (schemas: EventSchemas): EventFormatter {
+  if (typeof schemas !== 'object' || schemas === null || Array.isArray(schemas)) {
+    throw new InvalidSchemaError('expected an object of event name -> schema')
+  }
+  const table = new Map<string, CompiledEvent>()
+  for (const name of Object.keys(schemas)) {
+    table.set(name, compileEvent(name, schemas[name]))
+  }
+  if (table.size === 0) throw new InvalidSchemaError('it declares no event')
+
+  return function formatSchemaEvent (msg: SSEMessage): string {
+    assertMessage(msg)
+    const name = msg.event ?? 'message'
+    const compiled = table.get(name)
+    if (compiled === undefined) throw new UndeclaredEventError(String(name))
+    const data = msg.data
+    if (!compiled.check(data)) {
+      // Explain only on failure: the compiled check is cheap, the error walk is not.
+      const { path, message } = compiled.explain(data)
+      throw new InvalidEventDataError(name, path, message)
+    }
+    let frame = compiled.prefix
+    if (msg.id !== undefined || msg.retry !== undefined || msg.comment !== undefined) {
+      // The order of fields within a frame does not change what a client sees (§9.2.6).
+      frame += headFields({ comment: msg.comment, id: msg.id, retry: msg.retry })
+    }
+    // JSON never contains a raw CR or LF (JSON.stringify escapes them), so one data line.
+    return data === undefined ? frame + DATA + '\n\n' : frame + DATA + compiled.serialize(data) + '\n\n'
+  }
+}
+
+function compileEvent (name: string, schema: unknown): CompiledEvent {
+  if (name === '') throw new InvalidSchemaError('an event name is empty')
+  let prefix: string
+  try {
+    prefix = name === 'message' ? '' : eventField(name)
+  } catch {
+    throw new InvalidSchemaError(`event name ${JSON.stringify(name)} contains CR or LF`)
+  }
+  if (typeof schema !== 'object' || schema === null) {
+    throw new InvalidSchemaError(`the schema of event "${name}" is not a schema object`)
+  }
+  let checker
+  try {
+    checker = TypeCompiler.Compile(schema as TSchema)
+  } catch (err) {
+    throw new InvalidSchemaError(`the schema of event "${name}" does not compile: ${(err as Error).message}`, { cause: err })
+  }
+  return {
+    prefix,
+    check: (data) => checker.Check(data),
+    explain: (data) => {
+      const first = checker.Errors(data).First()
+      /* c8 ignore next -- a failed Check always has a first error; the fallback guards TypeBox */
+      return first === undefined ? { path: '', message: 'invalid' } : { path: first.path, message: first.message }
+    },
+    serialize: compileSerializer(schema as TSchema)
+  }
+}
+
+/**
+ * fast-json-stringify is 2-5x faster than JSON.stringify on object schemas (npm run bench) and,
+ * like Fastify's response serialization, leaves out properties the schema does not declare.
+ * A schema it cannot build (TypeBox kinds with no JSON Schema form) falls back to JSON.
+ */
+function compileSerializer (schema: TSchema): (data: unknown) => string {
+  try {
+    return fastJsonStringify(schema as Parameters<typeof fastJsonStringify>[0]) as (data: unknown) => string
+  } catch {
+    return stringifyData
+  }
+}
+

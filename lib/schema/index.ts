@@ -1,0 +1,2 @@
+export { compileRouteEvents } from './compile.js'
+export type { EventSchemas, EventFormatter } from './compile.js'

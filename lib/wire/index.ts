@@ -1,0 +1,4 @@
+export type { SSEMessage } from './message.js'
+export { formatEvent } from './format.js'
+export { SSEEvent, SSEStream } from './event.js'
+export type { SSEHeadersOptions } from './event.js'
