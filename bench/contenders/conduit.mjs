@@ -1,0 +1,60 @@
+// fastify-conduit, used as the contract documents it. Variants for a stream: 'sync' yields from
+// a sync generator; 'noschema' declares no schema.sse (no validation, JSON.stringify), to
+// measure what validation and the compiled serializer cost. A broadcast uses a channel.
+import Fastify from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { aborted, LISTEN, tick, unavailable } from '../workload.mjs'
+
+const Tick = Type.Object({ i: Type.Integer(), text: Type.String() })
+
+export async function start ({ scenario, kind, variant }, hooks) {
+  let fastifyConduit
+  try {
+    ({ default: fastifyConduit } = await import('fastify-conduit'))
+  } catch (err) {
+    throw unavailable(err.code === 'ERR_MODULE_NOT_FOUND' ? 'not built (npm run build)' : `import failed: ${err.message.split('\n')[0]}`)
+  }
+  const app = Fastify({ logger: false })
+  await app.register(fastifyConduit, { heartbeat: false })
+  if (!app.hasReplyDecorator('sse')) throw unavailable('reply.sse is not decorated yet')
+
+  if (scenario === 'stream') {
+    const options = variant === 'noschema' ? {} : { schema: { sse: { tick: Tick } } }
+    app.get('/sse', options, variant === 'sync'
+      ? (request, reply) => {
+          const count = Number(request.query.n)
+          return reply.sse(function * () { for (let i = 0; i < count; i++) yield tick(i) })
+        }
+      : (request, reply) => {
+          const count = Number(request.query.n)
+          return reply.sse(async function * () { for (let i = 0; i < count; i++) yield tick(i) })
+        })
+    await app.listen(LISTEN)
+    return { port: app.server.address().port }
+  }
+
+  if (typeof app.sse?.channel === 'function') {
+    const channel = app.sse.channel('bench', { schema: { tick: Tick } })
+    app.get('/sse', (request, reply) => reply.sse(channel))
+    await app.listen(LISTEN)
+    return {
+      port: app.server.address().port,
+      // reply.sse(channel) has no hook at the moment the subscription exists: the runner waits
+      // for every response head, then a short while.
+      countsConnections: false,
+      publish: (msg) => channel.publish(msg)
+    }
+  }
+  if (kind === 'broadcast') throw unavailable('app.sse.channel is not in this build yet')
+  // Idle streams without channels: a source that waits for the client to go away.
+  app.get('/sse', (request, reply) => reply.sse(async function * ({ signal }) {
+    hooks.connected()
+    try {
+      await aborted(signal)
+    } finally {
+      hooks.disconnected()
+    }
+  }))
+  await app.listen(LISTEN)
+  return { port: app.server.address().port, note: 'no channels in this build: idle streams are generators awaiting their abort signal' }
+}

@@ -1,0 +1,62 @@
+// One benchmark server: `node bench/server.mjs '<json config>'`, forked by run.mjs. Starts one
+// contender for one scenario, then answers the runner over IPC:
+//   -> { type: 'ready', port, countsConnections } | { type: 'unavailable', reason }
+//   <- { type: 'publish', events }  -> { type: 'published', t0, t1 }   (broadcast)
+//   <- { type: 'memory' }           -> { type: 'memory', rss, heapUsed, connected } (after GC)
+//   <- { type: 'stats' }            -> { type: 'stats', hwm, rss, cpu }
+//   <- { type: 'await', count }     -> { type: 'connected', count } once that many streams are open
+import { boundLifetime, procMemory, report } from './processes.mjs'
+import { tick } from './workload.mjs'
+
+const config = JSON.parse(process.argv[2])
+boundLifetime(config.lifetimeMs)
+
+let connected = 0
+let awaitedCount = Infinity
+const hooks = {
+  /** A stream has flushed its response head and is ready for events. */
+  connected () {
+    if (++connected === awaitedCount) report({ type: 'connected', count: connected })
+  },
+  disconnected () { connected-- }
+}
+
+let handle
+try {
+  const contender = await import(`./contenders/${config.contender}.mjs`)
+  handle = await contender.start(config, hooks)
+} catch (err) {
+  if (err.unavailable) report({ type: 'unavailable', reason: err.message })
+  else report({ type: 'error', message: `${config.contender} failed to start: ${err.stack}` })
+  process.exit(0)
+}
+
+const cpuAtReady = process.cpuUsage()
+report({ type: 'ready', port: handle.port, countsConnections: handle.countsConnections !== false, note: handle.note })
+
+process.on('message', async (msg) => {
+  try {
+    if (msg.type === 'await') {
+      if (connected >= msg.count) report({ type: 'connected', count: connected })
+      else awaitedCount = msg.count
+    } else if (msg.type === 'publish') {
+      const publish = handle.publish
+      const t0 = process.hrtime.bigint()
+      for (let i = 0; i < msg.events; i++) await publish(tick(i))
+      const t1 = process.hrtime.bigint()
+      report({ type: 'published', t0: String(t0), t1: String(t1) })
+    } else if (msg.type === 'memory') {
+      // Twice: the first full GC can leave garbage that finalizers made collectable.
+      globalThis.gc?.()
+      globalThis.gc?.()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const { rss, heapUsed } = process.memoryUsage()
+      report({ type: 'memory', rss, heapUsed, connected })
+    } else if (msg.type === 'stats') {
+      const mem = procMemory() ?? { hwm: process.resourceUsage().maxRSS * 1024, rss: process.memoryUsage.rss() }
+      report({ type: 'stats', ...mem, cpu: process.cpuUsage(cpuAtReady) })
+    }
+  } catch (err) {
+    report({ type: 'error', message: `${config.contender}: ${err.stack}` })
+  }
+})

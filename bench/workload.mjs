@@ -1,0 +1,66 @@
+// The events every contender sends, and the helpers servers share. The event is the one the
+// issue names: `{ event: 'tick', id, data: { i, text } }`, about 55 bytes on the wire.
+
+export const TEXT = 'hello world'
+
+/** The SSE response headers, as fastify-conduit sends them (Connection is HTTP/1.1's). */
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+  connection: 'keep-alive'
+}
+
+/** One tick message as an application yields it. */
+export function tick (i) {
+  return { event: 'tick', id: i, data: { i, text: TEXT } }
+}
+
+/** `count` ticks from an async generator: the source shape most SSE APIs document. */
+export async function * asyncTicks (count) {
+  for (let i = 0; i < count; i++) yield tick(i)
+}
+
+/** `count` ticks from a sync generator (fastify-conduit accepts any Iterable). */
+export function * syncTicks (count) {
+  for (let i = 0; i < count; i++) yield tick(i)
+}
+
+/**
+ * A tick as an event-stream frame, serialized by hand. `id` and `event` are known to be
+ * safe here, which is what lets the raw baselines skip the checks a library must make.
+ */
+export function tickFrame (msg) {
+  return 'event: ' + msg.event + '\nid: ' + msg.id + '\ndata: ' + JSON.stringify(msg.data) + '\n\n'
+}
+
+/** Fastify listen options shared by every Fastify-based contender. */
+export const LISTEN = { host: '127.0.0.1', port: 0, backlog: 8192 }
+
+/** Resolves when `signal` aborts (an idle stream waits on it). */
+export function aborted (signal) {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve()
+    else signal.addEventListener('abort', resolve, { once: true })
+  })
+}
+
+/** Listens a node:http server on 127.0.0.1 with a deep backlog; resolves with the port. */
+export function listenNode (server) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(LISTEN, () => resolve(server.address().port))
+  })
+}
+
+/** `?n=` of a request URL: how many events a stream request asks for. */
+export function requestedEvents (url) {
+  const n = Number(new URL(url, 'http://127.0.0.1').searchParams.get('n'))
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`bad ?n= in ${url}`)
+  return n
+}
+
+/** The error a contender throws when it cannot run a scenario (not built, no channels, ...). */
+export function unavailable (reason) {
+  return Object.assign(new Error(reason), { unavailable: true })
+}
