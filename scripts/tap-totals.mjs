@@ -3,6 +3,7 @@
 // the tap reporter used by `npm test` ends with "# { total ... }".
 import { readFileSync } from 'node:fs'
 
+// eslint-disable-next-line no-control-regex -- strips terminal colour codes
 const log = readFileSync(process.argv[2], 'utf8').replace(/\x1b\[[0-9;]*m/g, '')
 let passed = 0
 let failed = 0
