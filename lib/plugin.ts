@@ -6,8 +6,9 @@ import type { EventFormatter, EventSchemas } from './schema/compile.js'
 import type { RouteMessage } from './schema/types.js'
 import { EventStream } from './stream/event-stream.js'
 import { Heartbeats } from './stream/heartbeat.js'
+import { isAttachable, kAttach } from './stream/sink.js'
 import { openSource } from './stream/source.js'
-import type { SourceContext } from './stream/source.js'
+import type { OpenSource, SourceContext } from './stream/source.js'
 import { formatEvent } from './wire/format.js'
 import { HTTP1_HEADERS, HTTP2_HEADERS } from './wire/event.js'
 
@@ -160,12 +161,18 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? lastEventId : undefined,
       onEnd: () => open.delete(stream)
     })
-    let opened
-    try {
-      opened = openSource<unknown>(source, stream.context)
-    } catch (err) {
-      stream.destroy()
-      throw err
+    let run: () => Promise<void>
+    if (isAttachable(source)) {
+      run = () => source[kAttach](stream).finally(() => stream.stop())
+    } else {
+      let opened: OpenSource<unknown>
+      try {
+        opened = openSource<unknown>(source, stream.context)
+      } catch (err) {
+        stream.destroy()
+        throw err
+      }
+      run = () => stream.run(opened)
     }
     open.add(stream)
     stats.totalStreams++
@@ -173,7 +180,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     // the like) are kept; ours only add to them.
     reply.code(200).headers(request.raw.httpVersionMajor === 2 ? HTTP2_HEADERS : HTTP1_HEADERS)
     reply.send(stream)
-    return stream.run(opened)
+    return run()
   })
 
   // End every stream before the server stops listening, so close() does not wait on them.

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { EventFormatter } from '../schema/compile.js'
 import type { Beating, HeartbeatTicker } from './heartbeat.js'
+import type { StreamSink } from './sink.js'
 import type { OpenSource, SourceContext } from './source.js'
 
 /** Per-stream settings, resolved from the plugin's options and `reply.sse`'s. */
@@ -33,7 +34,7 @@ const noop = (): void => {}
  * socket (backpressure through pipe) and runs onSend/onResponse hooks and request logging as
  * for any reply. It pulls from the source only while the socket keeps up.
  */
-export class EventStream extends Readable implements Beating {
+export class EventStream extends Readable implements Beating, StreamSink {
   readonly #settings: EventStreamSettings
   readonly #controller = new AbortController()
   readonly #flushTask = (): void => {
@@ -109,6 +110,25 @@ export class EventStream extends Readable implements Beating {
     if (this.#batch.length >= FLUSH_AT) this.#flush()
     else this.#scheduleFlush()
     return !this.#blocked
+  }
+
+  /**
+   * Writes bytes formatted once for many streams (a channel's broadcast): pushed as they are,
+   * so every subscriber's socket gets the same Buffer and nothing is copied per subscriber.
+   */
+  writeBytes (bytes: Uint8Array): boolean {
+    if (this.#ended) return false
+    this.#flush()
+    this.#wroteSinceBeat = true
+    if (!this.push(bytes)) this.#blocked = true
+    return !this.#blocked
+  }
+
+  /** Drops the connection now, without writing what is queued. */
+  abort (): void {
+    const res = destination(this)
+    if (res !== undefined) res.destroy()
+    else this.destroy()
   }
 
   /** Bytes queued in this stream and not yet handed to the socket (approximate, in characters). */
@@ -216,11 +236,20 @@ export class EventStream extends Readable implements Beating {
   }
 }
 
+interface Destination {
+  headersSent: boolean
+  flushHeaders (): void
+  destroy (): void
+}
+
+/** The response Fastify piped this stream into (`payload.pipe(res)`), if piping has begun. */
+function destination (stream: EventStream): Destination | undefined {
+  return (stream as unknown as { _readableState: { pipes: Destination[] } })._readableState.pipes[0]
+}
+
 function flushHead (stream: EventStream): void {
-  // Fastify pipes with `payload.pipe(res)`; Readable records the destination.
-  const res = (stream as unknown as { _readableState: { pipes: Array<{ headersSent?: boolean, flushHeaders?: () => void }> } })
-    ._readableState.pipes[0]
-  if (res !== undefined && res.headersSent !== true) res.flushHeaders?.()
+  const res = destination(stream)
+  if (res !== undefined && !res.headersSent) res.flushHeaders()
 }
 
 function yieldToEventLoop (): Promise<void> {
