@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { InvalidOptionError, ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
 import { compileRouteEvents } from './schema/compile.js'
 import type { EventFormatter, EventSchemas } from './schema/compile.js'
@@ -115,7 +116,8 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   const defaults = resolveStreamOptions(options, { heartbeat: 15_000, retry: undefined, onInvalid: 'close' })
   const maxConnections = checkMaxConnections(options.maxConnections)
   const heartbeats = new Heartbeats()
-  const open = new Set<EventStream>()
+  // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
+  const open = new Map<EventStream, Http2Session | undefined>()
   const formatters = new WeakMap<EventSchemas, EventFormatter>()
   const stats = { totalStreams: 0, rejectedStreams: 0 }
 
@@ -174,7 +176,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       }
       run = () => stream.run(opened)
     }
-    open.add(stream)
+    open.set(stream, (request.raw as unknown as Partial<Http2ServerRequest>).stream?.session)
     stats.totalStreams++
     // Status 200 always: EventSource gives up on any other. Headers already set (CORS and
     // the like) are kept; ours only add to them.
@@ -184,8 +186,13 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   })
 
   // End every stream before the server stops listening, so close() does not wait on them.
+  // An HTTP/2 session outlives its streams and Fastify waits for it: a GOAWAY lets it finish
+  // what is in flight and close.
   app.addHook('preClose', (done) => {
-    for (const stream of open) stream.stop()
+    for (const [stream, session] of open) {
+      stream.stop()
+      session?.close()
+    }
     done()
   })
 }
