@@ -170,12 +170,12 @@ async function measure (scenario, contender) {
     variant: contender.variant ?? null,
     scenario: scenario.kind === 'stream' ? 'stream' : 'subscribe',
     kind: scenario.kind,
-    lifetimeMs: TIMEOUT.start + TIMEOUT.connect + TIMEOUT.broadcast + 60_000
-  }, {
-    fdLimit: FD_LIMIT,
-    execArgv: ['--expose-gc', ...(args['cpu-prof'] ? profileArgs(scenario, contender, 'server') : [])]
-  })
-  const clientArgs = args['cpu-prof-client'] ? profileArgs(scenario, contender, 'client') : []
+    lifetimeMs: TIMEOUT.start + TIMEOUT.connect + TIMEOUT.broadcast + 60_000,
+    profile: args['cpu-prof'] ? join(RESULTS, 'profiles', `${scenario.key}-${contender.id}-server-${Date.now()}.cpuprofile`) : null
+  }, { fdLimit: FD_LIMIT, execArgv: ['--expose-gc'] })
+  const clientArgs = args['cpu-prof-client']
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`, `--cpu-prof-name=${scenario.key}-${contender.id}-client-${Date.now()}.cpuprofile`]
+    : []
   let client = null
   try {
     const ready = await server.next(['ready', 'unavailable'], TIMEOUT.start)
@@ -198,11 +198,6 @@ async function measure (scenario, contender) {
   } finally {
     await Promise.all([server.stop(), client?.stop()])
   }
-}
-
-/** Node flags writing a CPU profile to bench/results/profiles when the process exits. */
-function profileArgs (scenario, contender, role) {
-  return ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`, `--cpu-prof-name=${scenario.key}-${contender.id}-${role}-${Date.now()}.cpuprofile`]
 }
 
 /** All clients connect and wait; then the server publishes; timed until the last client has all. */

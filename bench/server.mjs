@@ -31,6 +31,7 @@ try {
   process.exit(0)
 }
 
+const profiler = config.profile ? await startProfiler() : null
 const cpuAtReady = process.cpuUsage()
 report({ type: 'ready', port: handle.port, countsConnections: handle.countsConnections !== false, note: handle.note })
 
@@ -53,6 +54,7 @@ process.on('message', async (msg) => {
       const { rss, heapUsed } = process.memoryUsage()
       report({ type: 'memory', rss, heapUsed, connected })
     } else if (msg.type === 'stats') {
+      if (profiler) await profiler.stop(config.profile)
       const mem = procMemory() ?? { hwm: process.resourceUsage().maxRSS * 1024, rss: process.memoryUsage.rss() }
       report({ type: 'stats', ...mem, cpu: process.cpuUsage(cpuAtReady) })
     }
@@ -60,3 +62,26 @@ process.on('message', async (msg) => {
     report({ type: 'error', message: `${config.contender}: ${err.stack}` })
   }
 })
+
+/**
+ * A CPU profile from 'ready' to 'stats' (the runs, not the process's startup and module loading,
+ * which `node --cpu-prof` would include), written to `file`.
+ */
+async function startProfiler () {
+  const { Session } = await import('node:inspector/promises')
+  const { mkdirSync, writeFileSync } = await import('node:fs')
+  const { dirname } = await import('node:path')
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 100 })
+  await session.post('Profiler.start')
+  return {
+    async stop (file) {
+      const { profile } = await session.post('Profiler.stop')
+      mkdirSync(dirname(file), { recursive: true })
+      writeFileSync(file, JSON.stringify(profile))
+      session.disconnect()
+    }
+  }
+}
