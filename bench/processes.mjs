@@ -1,10 +1,11 @@
-// Child processes for the runner: a server or a load client, started with the open-files limit
-// raised (5,000 sockets on each side need more than a common default of 1,024), spoken to over
-// the IPC channel, and always ended: asked to exit, then killed by pid if it does not.
+// Child processes for the runner: a server or a load client, spoken to over the IPC channel,
+// and always ended: asked to exit, then killed by pid if it does not. 5,000 sockets on each side
+// need more open files than a common soft limit of 1,024: Node raises its own soft limit to the
+// hard limit at startup, so only the hard limit matters (openFilesLimit() reads it).
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 
-/** Soft and hard limits on open files of this process, from /proc (Linux), or null. */
+/** Soft and hard limits on open files of a process, from /proc (Linux), or null. */
 export function openFilesLimit (pid = 'self') {
   try {
     const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
@@ -37,14 +38,10 @@ export class Child {
   /**
    * @param {string} script  absolute path of the .mjs to run
    * @param {object} config  passed as one JSON argument
-   * @param {object} options `{ execArgv, fdLimit }`; the limit is raised in a shell before exec
-   *   (up to the hard limit, which the caller reads with openFilesLimit())
+   * @param {object} options `{ execArgv }`: Node flags
    */
-  constructor (script, config, { execArgv = [], fdLimit = 0 } = {}) {
-    const argv = [process.execPath, ...execArgv, script, JSON.stringify(config)]
-    // Failing to raise the limit is not fatal: the runner skips the scenarios that cannot fit.
-    const command = fdLimit > 0 ? `ulimit -n ${fdLimit} 2>/dev/null; exec "$@"` : 'exec "$@"'
-    this.#proc = spawn('/bin/sh', ['-c', command, 'sh', ...argv], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] })
+  constructor (script, config, { execArgv = [] } = {}) {
+    this.#proc = spawn(process.execPath, [...execArgv, script, JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] })
     this.#proc.stderr.setEncoding('utf8')
     this.#proc.stderr.on('data', (text) => {
       this.#stderr = (this.#stderr + text).slice(-4000)

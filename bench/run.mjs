@@ -82,9 +82,8 @@ const started = Date.now()
 
 const selected = args.only ? args.only.split(',') : null
 const chosen = args.contenders ? args.contenders.split(',') : null
+// Node raises its soft limit to the hard one at startup: the hard limit is what children get.
 const fds = openFilesLimit()
-// Children raise their soft limit to this (the shell's `ulimit -n`, up to the hard limit).
-const FD_LIMIT = fds === null ? 0 : Math.min(fds.hard, 1 << 20)
 
 const meta = describeEnvironment()
 console.log(header(meta))
@@ -122,7 +121,7 @@ async function runScenario (scenario, contenders) {
 
   const needed = (scenario.clients ?? 1) + (scenario.warm ?? 0) + 256
   if (fds !== null && fds.hard < needed) {
-    entry.skipped = `needs ${needed} open files per process; the hard limit is ${fds.hard} (raise it: ulimit -Hn ${needed})`
+    entry.skipped = `needs ${needed} open files per process; the hard limit is ${fds.hard} (raise it as root: ulimit -n ${needed})`
     console.log(`Skipped: ${entry.skipped}`)
     return entry
   }
@@ -172,7 +171,7 @@ async function measure (scenario, contender) {
     kind: scenario.kind,
     lifetimeMs: TIMEOUT.start + TIMEOUT.connect + TIMEOUT.broadcast + 60_000,
     profile: args['cpu-prof'] ? join(RESULTS, 'profiles', `${scenario.key}-${contender.id}-server-${Date.now()}.cpuprofile`) : null
-  }, { fdLimit: FD_LIMIT, execArgv: ['--expose-gc'] })
+  }, { execArgv: ['--expose-gc'] })
   const clientArgs = args['cpu-prof-client']
     ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`, `--cpu-prof-name=${scenario.key}-${contender.id}-client-${Date.now()}.cpuprofile`]
     : []
@@ -188,7 +187,7 @@ async function measure (scenario, contender) {
       const seconds = Number(r.ns) / 1e9
       measured = { value: scenario.events / seconds, seconds, headMs: Number(r.headNs) / 1e6, bodyBytes: r.bodyBytes, ...cpuOf(r.cpu, seconds), sample: r.sample }
     } else {
-      client = new Child(CLIENT, { ...common, mode: 'many', events: scenario.kind === 'broadcast' ? scenario.events : 0, maxPending: 128 }, { fdLimit: FD_LIMIT, execArgv: clientArgs })
+      client = new Child(CLIENT, { ...common, mode: 'many', events: scenario.kind === 'broadcast' ? scenario.events : 0, maxPending: 128 }, { execArgv: clientArgs })
       measured = scenario.kind === 'broadcast'
         ? await measureBroadcast(scenario, server, client, ready)
         : await measureIdle(scenario, server, client, ready)
@@ -289,7 +288,7 @@ function header ({ machine, versions }) {
     `# fastify-conduit benchmarks (${quick ? 'quick' : 'full'} mode, ${RUNS} run${RUNS === 1 ? '' : 's'} per contender)`,
     '',
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${megabytes(machine.memory)} RAM, ${machine.os}; load average ${machine.loadavg.join(' ')}` +
-      (machine.openFiles ? `; open files soft/hard ${machine.openFiles.soft}/${machine.openFiles.hard}` : ''),
+      (machine.openFiles ? `; open files limit ${machine.openFiles.hard}` : ''),
     'Versions: ' + Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', '),
     '',
     'Servers and the load client run in separate processes; the client reads raw sockets and counts',
