@@ -203,6 +203,7 @@ async function measure (scenario, contender) {
 async function measureBroadcast (scenario, server, client, ready) {
   await client.ask({ type: 'open', count: scenario.clients }, 'heads', TIMEOUT.connect)
   await allSubscribed(server, ready, scenario.clients)
+  if (args['cpu-prof']) await server.ask({ type: 'profile' }, 'profiling', 10_000)
   client.send({ type: 'go' })
   const published = await server.ask({ type: 'publish', events: scenario.events }, 'published', TIMEOUT.broadcast)
   const done = await client.next('done', TIMEOUT.broadcast)

@@ -5,6 +5,7 @@
 //   <- { type: 'memory' }           -> { type: 'memory', rss, heapUsed, connected } (after GC)
 //   <- { type: 'stats' }            -> { type: 'stats', hwm, rss, cpu }
 //   <- { type: 'await', count }     -> { type: 'connected', count } once that many streams are open
+//   <- { type: 'profile' }          -> { type: 'profiling' } (a broadcast's CPU profile starts)
 import { boundLifetime, procMemory, report } from './processes.mjs'
 import { tick } from './workload.mjs'
 
@@ -31,15 +32,23 @@ try {
   process.exit(0)
 }
 
-const profiler = config.profile ? await startProfiler() : null
+// Profiled: a stream from ready on, a broadcast from the first publish on (not its connections).
+let profiler = config.profile && config.scenario === 'stream' ? await startProfiler() : null
 const cpuAtReady = process.cpuUsage()
-report({ type: 'ready', port: handle.port, countsConnections: handle.countsConnections !== false, note: handle.note })
+report({ type: 'ready', port: handle.port, countsConnections: handle.countsConnections !== false || handle.connectedCount !== undefined, note: handle.note })
 
 process.on('message', async (msg) => {
   try {
     if (msg.type === 'await') {
-      if (connected >= msg.count) report({ type: 'connected', count: connected })
+      if (handle.connectedCount) {
+        // The contender counts its own streams: poll it.
+        while (handle.connectedCount() < msg.count) await new Promise((resolve) => setTimeout(resolve, 10))
+        report({ type: 'connected', count: handle.connectedCount() })
+      } else if (connected >= msg.count) report({ type: 'connected', count: connected })
       else awaitedCount = msg.count
+    } else if (msg.type === 'profile') {
+      profiler = await startProfiler()
+      report({ type: 'profiling' })
     } else if (msg.type === 'publish') {
       const publish = handle.publish
       const t0 = process.hrtime.bigint()
@@ -52,7 +61,7 @@ process.on('message', async (msg) => {
       globalThis.gc?.()
       await new Promise((resolve) => setTimeout(resolve, 50))
       const { rss, heapUsed } = process.memoryUsage()
-      report({ type: 'memory', rss, heapUsed, connected })
+      report({ type: 'memory', rss, heapUsed, connected: handle.connectedCount?.() ?? connected })
     } else if (msg.type === 'stats') {
       if (profiler) await profiler.stop(config.profile)
       const mem = procMemory() ?? { hwm: process.resourceUsage().maxRSS * 1024, rss: process.memoryUsage.rss() }
@@ -64,8 +73,8 @@ process.on('message', async (msg) => {
 })
 
 /**
- * A CPU profile from 'ready' to 'stats' (the runs, not the process's startup and module loading,
- * which `node --cpu-prof` would include), written to `file`.
+ * A CPU profile of what is measured, up to 'stats' (not the process's startup and module
+ * loading, which `node --cpu-prof` would include), written to `file`.
  */
 async function startProfiler () {
   const { Session } = await import('node:inspector/promises')

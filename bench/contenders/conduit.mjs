@@ -39,10 +39,10 @@ export async function start ({ scenario, kind, variant }, hooks) {
     await app.listen(LISTEN)
     return {
       port: app.server.address().port,
-      // reply.sse(channel) has no hook at the moment the subscription exists: the runner waits
-      // for every response head, then a short while.
-      countsConnections: false,
-      publish: (msg) => channel.publish(msg)
+      // A subscriber's stream is open (and joining the channel) once reply.sse(channel) ran.
+      connectedCount: () => app.sse.stats().openStreams,
+      // A channel assigns ids itself (publishing with one is an error): the bench's id is left out.
+      publish: (msg) => channel.publish({ event: msg.event, data: msg.data })
     }
   }
   if (kind === 'broadcast') throw unavailable('app.sse.channel is not in this build yet')
