@@ -10,7 +10,7 @@
 import Fastify, { type FastifyPluginAsync, type FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import fastifyConduit from 'fastify-conduit'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -53,14 +53,11 @@ async function * textStats ({ text }: Static<typeof TextStatsInput>, { delay, si
 }
 
 // JSON-RPC 2.0, as MCP uses it. An id is a string or an integer, and goes back exactly as it
-// came. In the request body it is a `type` array rather than a union (anyOf): with anyOf,
-// Fastify's type coercion would turn the id 1 into "1".
+// came. What the client sends: requests and notifications.
 const Id = Type.Union([Type.String(), Type.Integer()])
-const RequestId = Type.Unsafe<string | number>({ type: ['string', 'integer'] })
-// What the client sends: requests and notifications.
 const ClientMessage = Type.Object({
   jsonrpc: Type.Literal('2.0'),
-  id: Type.Optional(RequestId),
+  id: Type.Optional(Id),
   method: Type.String(),
   params: Type.Optional(Type.Record(Type.String(), Type.Unknown()))
 })
@@ -137,9 +134,13 @@ export interface McpOptions {
 }
 
 export const mcp: FastifyPluginAsync<McpOptions> = async (app, { delay = 300 }) => {
+  // TypeBox checks these requests, not Ajv: Ajv's type coercion would turn the id 1 into "1".
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
   const routes = app.withTypeProvider<TypeBoxTypeProvider>()
 
-  routes.post('/mcp', { schema: { body: ClientMessage, sse: { message: ServerMessage } } }, async (request, reply) => {
+  routes.post('/mcp', {
+    schema: { body: ClientMessage, sse: { message: ServerMessage } }
+  }, async (request, reply) => {
     if (fromOtherOrigin(request)) return reply.code(403).send()
     const { id, method, params = {} } = request.body
     // A notification (notifications/initialized, notifications/cancelled) has no id and no answer.
