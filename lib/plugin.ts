@@ -8,6 +8,7 @@ import type { RouteMessage } from './schema/types.js'
 import { EventStream } from './stream/event-stream.js'
 import { Heartbeats } from './stream/heartbeat.js'
 import { isAttachable, kAttach } from './stream/sink.js'
+import type { AttachableSource } from './stream/sink.js'
 import { openSource } from './stream/source.js'
 import type { OpenSource, SourceContext } from './stream/source.js'
 import { formatEvent } from './wire/format.js'
@@ -48,10 +49,11 @@ export interface FastifyConduitOptions extends SSEStreamOptions {
 
 /**
  * Anything `reply.sse` streams from: an async iterable or iterable of messages (generators,
- * arrays), an object-mode Readable of messages, or a function of `{ signal, lastEventId }`
- * returning one of those.
+ * arrays), an object-mode Readable of messages, a function of `{ signal, lastEventId }`
+ * returning one of those, or a channel (which brings its own schema).
  */
 export type SSESource<Message> =
+  | AttachableSource
   | AsyncIterable<Message>
   | Iterable<Message>
   | ((context: SourceContext) => AsyncIterable<Message> | Iterable<Message>)

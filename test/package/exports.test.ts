@@ -4,7 +4,10 @@ import t from 'tap'
 // The built package as users load it (npm test builds before tap runs): require() returns
 // the plugin itself, like every Fastify plugin, and import gives the same API.
 
-const run = (args: string[]): string => execFileSync(process.execPath, args, { encoding: 'utf8' }).trim()
+// A clean environment: tap's coverage hooks (inherited through NODE_OPTIONS) must not count
+// dist/ as code under test.
+const run = (args: string[]): string =>
+  execFileSync(process.execPath, args, { encoding: 'utf8', env: { PATH: process.env.PATH } }).trim()
 
 t.test('CommonJS', async (t) => {
   const out = run(['-e', `
