@@ -54,7 +54,7 @@ export const InvalidCommentError = createError<[string]>(
 )
 
 /** `data` cannot be serialized to JSON (a BigInt, a cycle, a function, `undefined` inside JSON). */
-export const UnserializableDataError = createError<[string]>(
+export const UnserializableDataError = createError<[string, { cause: unknown }?]>(
   'FST_ERR_CONDUIT_UNSERIALIZABLE_DATA',
   'fastify-conduit: data cannot be serialized: %s',
   500,
@@ -78,7 +78,7 @@ export const InvalidEventDataError = createError<[string, string, string]>(
 )
 
 /** `schema.sse` is not an object of event name -> schema, or a name could not be sent. */
-export const InvalidSchemaError = createError<[string]>(
+export const InvalidSchemaError = createError<[string, { cause: unknown }?]>(
   'FST_ERR_CONDUIT_INVALID_SCHEMA',
   'fastify-conduit: invalid schema.sse: %s',
   500,
@@ -116,7 +116,7 @@ export const InvalidChannelError = createError<[string]>(
 )
 
 /** The bus (memory or Redis) failed to connect, publish or read. Carries `cause`. */
-export const BusError = createError<[string]>(
+export const BusError = createError<[string, { cause: unknown }?]>(
   'FST_ERR_CONDUIT_BUS',
   'fastify-conduit: bus error: %s',
   500

@@ -6,7 +6,7 @@ import {
   InvalidSchemaError,
   UndeclaredEventError
 } from '../errors.js'
-import { assertMessage, DATA, eventField, headFields, stringifyData } from '../wire/format.js'
+import { assertMessage, DATA, eventField, formatEvent, headFields, stringifyData } from '../wire/format.js'
 import type { SSEMessage } from '../wire/message.js'
 
 /** `schema.sse`: event name -> TypeBox schema of that event's `data`. */
@@ -45,10 +45,12 @@ export function compileRouteEvents (schemas: EventSchemas): EventFormatter {
 
   return function formatSchemaEvent (msg: SSEMessage): string {
     assertMessage(msg)
+    const data = msg.data
+    // Neither event nor data: a control message (id, retry, comment) that dispatches nothing.
+    if (msg.event === undefined && data === undefined) return formatEvent(msg)
     const name = msg.event ?? 'message'
     const compiled = table.get(name)
     if (compiled === undefined) throw new UndeclaredEventError(String(name))
-    const data = msg.data
     if (!compiled.check(data)) {
       // Explain only on failure: the compiled check is cheap, the error walk is not.
       const { path, message } = compiled.explain(data)
@@ -100,9 +102,8 @@ function compileEvent (name: string, schema: unknown): CompiledEvent {
  */
 function compileSerializer (schema: TSchema): (data: unknown) => string {
   try {
-    return fastJsonStringify(schema as Parameters<typeof fastJsonStringify>[0]) as (data: unknown) => string
+    return fastJsonStringify(schema as unknown as Parameters<typeof fastJsonStringify>[0]) as (data: unknown) => string
   } catch {
     return stringifyData
   }
 }
-

@@ -1,0 +1,19 @@
+import fastifyConduit from './plugin.js'
+
+export default fastifyConduit
+export { fastifyConduit }
+export type {
+  FastifyConduitOptions,
+  InvalidEventPolicy,
+  SSEDecorator,
+  SSESource,
+  SSEStats,
+  SSEStreamOptions
+} from './plugin.js'
+export { formatEvent, SSEEvent, SSEStream } from './wire/index.js'
+export type { SSEHeadersOptions, SSEMessage } from './wire/index.js'
+export { compileRouteEvents } from './schema/index.js'
+export type { EventFormatter, EventSchemas } from './schema/index.js'
+export type { RouteMessage, SchemaMessage } from './schema/types.js'
+export type { SourceContext } from './stream/source.js'
+export * as errors from './errors.js'

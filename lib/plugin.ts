@@ -1,0 +1,229 @@
+import type { FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Http2ServerRequest, Http2Session } from 'node:http2'
+import { InvalidOptionError, ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
+import { compileRouteEvents } from './schema/compile.js'
+import type { EventFormatter, EventSchemas } from './schema/compile.js'
+import type { RouteMessage } from './schema/types.js'
+import { EventStream } from './stream/event-stream.js'
+import { Heartbeats } from './stream/heartbeat.js'
+import { isAttachable, kAttach } from './stream/sink.js'
+import { openSource } from './stream/source.js'
+import type { OpenSource, SourceContext } from './stream/source.js'
+import { formatEvent } from './wire/format.js'
+import { HTTP1_HEADERS, HTTP2_HEADERS } from './wire/event.js'
+
+/** What to do with an event that fails its schema (or the wire rules). */
+export type InvalidEventPolicy = 'close' | 'skip'
+
+/** Options of `reply.sse()`, overriding the plugin's for one stream. */
+export interface SSEStreamOptions {
+  /**
+   * Milliseconds of idleness after which a comment frame keeps the connection alive;
+   * `false` disables heartbeats.
+   * @default the plugin's `heartbeat` (15000)
+   */
+  heartbeat?: number | false
+  /**
+   * Reconnection delay sent once at stream start as `retry: <ms>`.
+   * @default the plugin's `retry` (none)
+   */
+  retry?: number
+  /**
+   * `'close'` ends the stream at the first invalid event; `'skip'` drops it and goes on.
+   * Either way the event is never written and the request log gets the reason.
+   * @default the plugin's `onInvalid` ('close')
+   */
+  onInvalid?: InvalidEventPolicy
+}
+
+/** Options of the fastify-conduit plugin. */
+export interface FastifyConduitOptions extends SSEStreamOptions {
+  /**
+   * Open SSE streams allowed at once; one more is answered `503` with `Retry-After`.
+   * @default 10000
+   */
+  maxConnections?: number
+}
+
+/**
+ * Anything `reply.sse` streams from: an async iterable or iterable of messages (generators,
+ * arrays), an object-mode Readable of messages, or a function of `{ signal, lastEventId }`
+ * returning one of those.
+ */
+export type SSESource<Message> =
+  | AsyncIterable<Message>
+  | Iterable<Message>
+  | ((context: SourceContext) => AsyncIterable<Message> | Iterable<Message>)
+
+/** Counters of one Fastify instance's streams. */
+export interface SSEStats {
+  /** Streams open now. */
+  openStreams: number
+  /** Streams opened since start. */
+  totalStreams: number
+  /** Requests answered 503 because `maxConnections` streams were open. */
+  rejectedStreams: number
+}
+
+/** `app.sse`. */
+export interface SSEDecorator {
+  /** Counters of this instance's streams. */
+  stats (): SSEStats
+}
+
+declare module 'fastify' {
+  interface FastifySchema {
+    /** Event name -> TypeBox schema of that event's `data`; see fastify-conduit. */
+    sse?: EventSchemas
+  }
+
+  // Augmentation must repeat every type parameter; only SchemaCompiler is used.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  interface FastifyReply<RouteGeneric, RawServer, RawRequest, RawReply, ContextConfig, SchemaCompiler, TypeProvider, ReplyType> {
+    /**
+     * Streams Server-Sent Events from `source` until it ends, the client goes away or the
+     * server closes; resolves then (after the source's `finally` ran). The response head is
+     * sent at once. With `schema.sse` on the route, every event is checked against its
+     * schema and serialized by a serializer compiled from it.
+     *
+     * @example
+     * app.get('/chat', { schema: { sse: { token: Token } } }, (request, reply) =>
+     *   reply.sse(async function * ({ signal, lastEventId }) {
+     *     yield { event: 'token', id: 1, data: { text: 'Hello' } }
+     *   }))
+     */
+    sse (source: SSESource<RouteMessage<SchemaCompiler>>, options?: SSEStreamOptions): Promise<void>
+  }
+
+  interface FastifyInstance {
+    /** fastify-conduit: channels and stream counters. */
+    sse: SSEDecorator
+  }
+}
+
+interface ResolvedOptions {
+  heartbeat: number | false
+  retry: number | undefined
+  onInvalid: InvalidEventPolicy
+}
+
+// A Last-Event-ID longer than this is ignored rather than handed to the application: ids are
+// short tokens, and an attacker-sized header must not be echoed into logs or queries.
+const MAX_LAST_EVENT_ID = 1024
+
+const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastifyConduit (app, options) {
+  const defaults = resolveStreamOptions(options, { heartbeat: 15_000, retry: undefined, onInvalid: 'close' })
+  const maxConnections = checkMaxConnections(options.maxConnections)
+  const heartbeats = new Heartbeats()
+  // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
+  const open = new Map<EventStream, Http2Session | undefined>()
+  const formatters = new WeakMap<EventSchemas, EventFormatter>()
+  const stats = { totalStreams: 0, rejectedStreams: 0 }
+
+  // Compile at registration, so a bad schema fails startup rather than the first request.
+  app.addHook('onRoute', (route) => {
+    const schemas = (route.schema as FastifySchema | undefined)?.sse
+    if (schemas !== undefined) formatterOf(schemas)
+  })
+
+  function formatterOf (schemas: EventSchemas): EventFormatter {
+    let format = formatters.get(schemas)
+    if (format === undefined) {
+      format = compileRouteEvents(schemas)
+      formatters.set(schemas, format)
+    }
+    return format
+  }
+
+  app.decorate('sse', {
+    stats: (): SSEStats => ({ openStreams: open.size, ...stats })
+  })
+
+  app.decorateReply('sse', function sse (this: FastifyReply, source: unknown, streamOptions?: SSEStreamOptions): Promise<void> {
+    const reply = this
+    if (reply.sent) throw new ReplyAlreadySentError()
+    const settings = streamOptions === undefined ? defaults : resolveStreamOptions(streamOptions, defaults)
+    if (open.size >= maxConnections) {
+      stats.rejectedStreams++
+      // Clients should come back later; EventSource itself stops on a 503, a proxy may retry.
+      reply.header('retry-after', '5')
+      reply.send(new TooManyStreamsError(maxConnections))
+      return Promise.resolve()
+    }
+    const request = reply.request
+    const schemas = (reply.routeOptions.schema as FastifySchema | undefined)?.sse
+    const lastEventId = request.headers['last-event-id']
+    const stream = new EventStream({
+      format: schemas === undefined ? formatEvent : formatterOf(schemas),
+      log: request.log,
+      onInvalid: settings.onInvalid,
+      heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),
+      retry: settings.retry,
+      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? lastEventId : undefined,
+      onEnd: () => open.delete(stream)
+    })
+    let run: () => Promise<void>
+    if (isAttachable(source)) {
+      run = () => source[kAttach](stream).finally(() => stream.stop())
+    } else {
+      let opened: OpenSource<unknown>
+      try {
+        opened = openSource<unknown>(source, stream.context)
+      } catch (err) {
+        stream.destroy()
+        throw err
+      }
+      run = () => stream.run(opened)
+    }
+    open.set(stream, (request.raw as unknown as Partial<Http2ServerRequest>).stream?.session)
+    stats.totalStreams++
+    // Status 200 always: EventSource gives up on any other. Headers already set (CORS and
+    // the like) are kept; ours only add to them.
+    reply.code(200).headers(request.raw.httpVersionMajor === 2 ? HTTP2_HEADERS : HTTP1_HEADERS)
+    reply.send(stream)
+    return run()
+  })
+
+  // End every stream before the server stops listening, so close() does not wait on them.
+  // An HTTP/2 session outlives its streams and Fastify waits for it: a GOAWAY lets it finish
+  // what is in flight and close.
+  app.addHook('preClose', (done) => {
+    for (const [stream, session] of open) {
+      stream.stop()
+      session?.close()
+    }
+    done()
+  })
+}
+
+function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object')
+  const { heartbeat = defaults.heartbeat, retry = defaults.retry, onInvalid = defaults.onInvalid } = options
+  if (heartbeat !== false && !(Number.isSafeInteger(heartbeat) && heartbeat > 0)) {
+    throw new InvalidOptionError('heartbeat', 'must be a positive integer of milliseconds or false')
+  }
+  if (retry !== undefined && !(Number.isSafeInteger(retry) && retry >= 0)) {
+    throw new InvalidOptionError('retry', 'must be a non-negative integer of milliseconds')
+  }
+  if (onInvalid !== 'close' && onInvalid !== 'skip') {
+    throw new InvalidOptionError('onInvalid', "must be 'close' or 'skip'")
+  }
+  return { heartbeat, retry, onInvalid }
+}
+
+function checkMaxConnections (value: unknown): number {
+  if (value === undefined) return 10_000
+  if (value === Infinity || (typeof value === 'number' && Number.isSafeInteger(value) && value > 0)) return value
+  throw new InvalidOptionError('maxConnections', 'must be a positive integer or Infinity')
+}
+
+/**
+ * The fastify-conduit plugin: `reply.sse(source)` on every route, `schema.sse` compiled per
+ * route, `app.sse` for channels and counters.
+ *
+ * @example
+ * await app.register(fastifyConduit, { heartbeat: 15_000, retry: 3_000 })
+ */
+const fastifyConduit = fp(plugin, { fastify: '5.x', name: 'fastify-conduit' })
+export default fastifyConduit

@@ -1,0 +1,35 @@
+import type { SourceContext } from './source.js'
+
+/**
+ * Attaches a push-based source (a channel) to a stream: `reply.sse(source)` calls
+ * `source[kAttach](sink, context)` instead of pulling an iterator, so a broadcast reaches every
+ * subscriber with no per-subscriber promise or iterator step.
+ */
+export const kAttach = Symbol.for('fastify-conduit.attach')
+
+/** The side of one open stream that a push-based source writes to. */
+export interface StreamSink {
+  /** What a source function would receive: the abort signal and Last-Event-ID. */
+  readonly context: SourceContext
+  /** True once the stream has ended. */
+  readonly ended: boolean
+  /** Characters and bytes queued in this stream and not yet taken by the socket. */
+  readonly queued: number
+  /** Writes one formatted frame; false when the stream is backed up or ended. */
+  writeFrame (frame: string): boolean
+  /** Writes bytes shared with other streams (never copied); false when backed up or ended. */
+  writeBytes (bytes: Uint8Array): boolean
+  /** Ends the stream cleanly once what is queued has been written. */
+  stop (): void
+  /** Drops the connection now, queued bytes and all (a subscriber too slow to keep). */
+  abort (): void
+}
+
+/** A source that pushes to a sink; resolves when it stops writing to it. */
+export interface AttachableSource {
+  [kAttach] (sink: StreamSink): Promise<void>
+}
+
+export function isAttachable (source: unknown): source is AttachableSource {
+  return typeof source === 'object' && source !== null && typeof (source as AttachableSource)[kAttach] === 'function'
+}

@@ -1,0 +1,36 @@
+import { InvalidSourceError } from '../errors.js'
+import { describe } from '../wire/format.js'
+
+/** What a source function receives. */
+export interface SourceContext {
+  /** Aborted when the client goes away or the server closes: pass it to what you await. */
+  signal: AbortSignal
+  /** The request's `Last-Event-ID` header (absent when missing or longer than 1024 characters). */
+  lastEventId?: string
+}
+
+/** One pull-based view over every source kind `reply.sse` accepts. */
+export interface OpenSource<T> {
+  iterator: Iterator<T> | AsyncIterator<T>
+  /** A sync iterator is pulled in a loop without awaiting every step. */
+  sync: boolean
+}
+
+/**
+ * Normalises a source: a function is called with the context first; then an async iterable
+ * (async generators, object-mode Readables) or a sync iterable (arrays, generators). A string
+ * is iterable too, but iterating it by character is never what the caller meant.
+ */
+export function openSource<T> (source: unknown, context: SourceContext): OpenSource<T> {
+  const value = typeof source === 'function' ? source(context) : source
+  if (value !== null && typeof value === 'object') {
+    if (typeof value[Symbol.asyncIterator] === 'function') {
+      return { iterator: value[Symbol.asyncIterator](), sync: false }
+    }
+    if (typeof value[Symbol.iterator] === 'function') {
+      return { iterator: value[Symbol.iterator](), sync: true }
+    }
+  }
+  const what = typeof source === 'function' ? `a function that returned ${describe(value)}` : describe(value)
+  throw new InvalidSourceError(`expected an iterable, async iterable, Readable, channel or a function returning one; got ${what}`)
+}
