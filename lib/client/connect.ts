@@ -188,8 +188,11 @@ class ConduitEventStream<Event> implements EventStream<Event> {
       let failure: unknown
       try {
         let response: Response | undefined
+        // Called as a plain function: a browser's fetch called as a method of another object
+        // throws "Illegal invocation".
+        const fetch = config.fetch
         try {
-          response = await config.fetch(config.url, this.#requestInit(controller.signal))
+          response = await fetch(config.url, this.#requestInit(controller.signal))
         } catch (err) {
           failed = true
           failure = err

@@ -365,11 +365,11 @@ test('events: data that is not JSON, and an undeclared event name', async (t) =>
 })
 
 test('a custom fetch is used; a 200 without a body reads as an empty stream', async (t) => {
-  const calls: Array<{ url: string, init: RequestInit }> = []
+  const calls: Array<{ url: string, init: RequestInit, self: unknown }> = []
   const { events, error } = await drain(connect(new URL('http://example.test/a/../events?x=1'), {
     reconnect: false,
-    fetch: async (url, init) => {
-      calls.push({ url, init })
+    fetch: async function (this: unknown, url, init) {
+      calls.push({ url, init, self: this })
       return new Response(null, { status: 200, headers: { 'content-type': 'text/event-stream' } })
     }
   }))
@@ -379,6 +379,8 @@ test('a custom fetch is used; a 200 without a body reads as an empty stream', as
   t.equal(calls[0].url, 'http://example.test/events?x=1')
   t.equal(calls[0].init.method, 'GET')
   t.type(calls[0].init.signal, AbortSignal)
+  // A browser's fetch throws "Illegal invocation" when called as a method of another object.
+  t.equal(calls[0].self, undefined, 'fetch is called as a plain function')
 })
 
 test('an error thrown by onReconnect ends the iteration', async (t) => {
