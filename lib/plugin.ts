@@ -162,7 +162,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),
       retry: settings.retry,
-      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? lastEventId : undefined,
+      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventId) : undefined,
       onEnd: () => open.delete(stream)
     })
     let run: () => Promise<void>
@@ -212,6 +212,12 @@ function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOpti
     throw new InvalidOptionError('onInvalid', "must be 'close' or 'skip'")
   }
   return { heartbeat, retry, onInvalid }
+}
+
+// EventSource sends Last-Event-ID as UTF-8 bytes; Node hands header values over as Latin-1.
+const NON_ASCII = /[\u0080-\uffff]/
+function decodeHeader (value: string): string {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value
 }
 
 function checkMaxConnections (value: unknown): number {

@@ -9,7 +9,7 @@ import {
   type EventStream,
   type ParsedEvent,
   type ReconnectInfo
-} from '../lib/client/index.ts'
+} from 'fastify-conduit/client'
 
 const Token = Type.Object({ text: Type.String() })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })

@@ -25,3 +25,10 @@ t.test('ES modules', async (t) => {
   `])
   t.same(JSON.parse(out), ['function', true, 'data: x\n\n', 'function'])
 })
+
+t.test('fastify-conduit/client', async (t) => {
+  const out = run(['-e', "const c = require('fastify-conduit/client'); console.log(typeof c.connect, typeof c.EventStreamParser)"])
+  t.equal(out, 'function function')
+  const esm = run(['--input-type=module', '-e', "import { connect } from 'fastify-conduit/client'; console.log(typeof connect)"])
+  t.equal(esm, 'function')
+})

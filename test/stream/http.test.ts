@@ -54,6 +54,10 @@ t.test('Last-Event-ID reaches the source; an absurdly long one is ignored', asyn
   t.same(await (await FrameReader.open(url + '/resume', { 'last-event-id': '41' })).all(), ['data: after 41\n\n'])
   t.same(await (await FrameReader.open(url + '/resume', { 'last-event-id': 'x'.repeat(1024) })).all(), [`data: after ${'x'.repeat(1024)}\n\n`])
   t.same(await (await FrameReader.open(url + '/resume', { 'last-event-id': 'x'.repeat(1025) })).all(), ['data: none\n\n'])
+  // EventSource sends a non-ASCII id as UTF-8 bytes; it must come back as the same string.
+  const id = 'é-€-😀'
+  const reader = await FrameReader.open(url + '/resume', { 'last-event-id': Buffer.from(id, 'utf8').toString('latin1') })
+  t.same(await reader.all(), [`data: after ${id}\n\n`])
 })
 
 t.test('heartbeats are comment frames sent while the stream is idle', async (t) => {
