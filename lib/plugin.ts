@@ -8,6 +8,7 @@ import type { RouteMessage } from './schema/types.js'
 import { EventStream } from './stream/event-stream.js'
 import { Heartbeats } from './stream/heartbeat.js'
 import { isAttachable, kAttach } from './stream/sink.js'
+import type { AttachableSource } from './stream/sink.js'
 import { openSource } from './stream/source.js'
 import type { OpenSource, SourceContext } from './stream/source.js'
 import { formatEvent } from './wire/format.js'
@@ -48,10 +49,11 @@ export interface FastifyConduitOptions extends SSEStreamOptions {
 
 /**
  * Anything `reply.sse` streams from: an async iterable or iterable of messages (generators,
- * arrays), an object-mode Readable of messages, or a function of `{ signal, lastEventId }`
- * returning one of those.
+ * arrays), an object-mode Readable of messages, a function of `{ signal, lastEventId }`
+ * returning one of those, or a channel (which brings its own schema).
  */
 export type SSESource<Message> =
+  | AttachableSource
   | AsyncIterable<Message>
   | Iterable<Message>
   | ((context: SourceContext) => AsyncIterable<Message> | Iterable<Message>)
@@ -160,7 +162,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),
       retry: settings.retry,
-      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? lastEventId : undefined,
+      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventId) : undefined,
       onEnd: () => open.delete(stream)
     })
     let run: () => Promise<void>
@@ -210,6 +212,12 @@ function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOpti
     throw new InvalidOptionError('onInvalid', "must be 'close' or 'skip'")
   }
   return { heartbeat, retry, onInvalid }
+}
+
+// EventSource sends Last-Event-ID as UTF-8 bytes; Node hands header values over as Latin-1.
+const NON_ASCII = /[\u0080-\uffff]/
+function decodeHeader (value: string): string {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value
 }
 
 function checkMaxConnections (value: unknown): number {
