@@ -52,13 +52,23 @@ interface Entry extends BusEntry {
   readonly frame: string
 }
 
-/** A subscriber of either kind (a stream's sink, or a `subscribe()` iterator). */
+/**
+ * A subscriber of either kind (a stream's sink, or a `subscribe()` iterator), on its way
+ * through the channel: joining (waiting for the bus and the replay, holding live entries),
+ * settling (caught up, skipping live entries its replay already held), then live.
+ */
 interface Receiver {
   /** True once it is gone (client left, iterator returned, dropped, channel closed). */
   left: boolean
-  /** Live entries delivered while it was catching up (waiting for the bus or the replay). */
+  /** Live entries delivered while it was joining. */
   pending: Entry[]
   pendingBytes: number
+  /** While settling: the last id it was given; live entries up to it are skipped. */
+  after: string | undefined
+  /** Writes entries one by one (replay, catch-up): the per-subscriber path. */
+  write (entries: readonly Entry[], gap: boolean): void
+  /** Joins the shared live path. */
+  live (): void
   /** Ends it because the channel closes. */
   close (): void
   /** Ends it because it fell more than `maxBufferedBytes` behind. */
@@ -97,6 +107,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   readonly #sinks = new Set<SinkReceiver>()
   readonly #iterators = new Set<Subscription<ChannelMessage<Events>>>()
   readonly #joining = new Set<Receiver>()
+  readonly #settling = new Set<Receiver>()
   #listening: BusListening | undefined
   #entries: Entry[] = []
   #batch = ''
@@ -117,7 +128,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   readonly #flush = (): void => {
     this.#flushScheduled = false
     const entries = this.#entries
-    // Already flushed early, by a subscriber going live (see #catchUp).
+    // Already flushed early, by a subscriber arriving (see #arrive).
     if (entries.length === 0) return
     const batch = this.#batch
     this.#entries = []
@@ -125,6 +136,8 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     for (const receiver of this.#joining) this.#hold(receiver, entries, batch.length)
     if (this.#sinks.size > 0) this.#broadcast(entries.length, Buffer.from(batch))
     if (this.#iterators.size > 0) this.#deliver(entries)
+    // After the shared paths, so that a receiver settling now does not get this batch twice.
+    if (this.#settling.size > 0) this.#settle(entries)
   }
 
   constructor (settings: ChannelSettings) {
@@ -175,6 +188,12 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       left: false,
       pending: [],
       pendingBytes: 0,
+      after: undefined,
+      write: (entries, gap) => {
+        if (gap) subscription.markGap()
+        for (const entry of entries) this.#push(subscription, this.#message(entry), entry.frame.length)
+      },
+      live: () => { this.#iterators.add(subscription) },
       close: () => subscription.end(),
       drop: () => this.#tooSlow(subscription)
     }
@@ -182,6 +201,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       receiver.left = true
       signal?.removeEventListener('abort', onAbort)
       this.#iterators.delete(subscription)
+      this.#settling.delete(receiver)
       this.#release()
     })
     if (this.#closed || signal?.aborted === true) {
@@ -191,12 +211,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     }
     signal?.addEventListener('abort', onAbort, { once: true })
     subscription.ready = this.#join(receiver, lastEventId).then((replay) => {
-      if (receiver.left) return
-      if (this.#closed) return receiver.close()
-      const entries = this.#catchUp(receiver, lastEventId, replay)
-      if (replay !== undefined && !replay.complete) subscription.markGap()
-      this.#iterators.add(subscription)
-      for (const entry of entries) this.#push(subscription, this.#message(entry), entry.frame.length)
+      this.#arrive(receiver, lastEventId, replay)
     }, (err: Error) => {
       subscription.fail(err)
       throw err
@@ -222,6 +237,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
         receiver.left = true
         signal.removeEventListener('abort', detach)
         this.#sinks.delete(receiver)
+        this.#settling.delete(receiver)
         this.#release()
         resolve()
       }
@@ -230,6 +246,13 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
         left: false,
         pending: [],
         pendingBytes: 0,
+        after: undefined,
+        write: (entries, gap) => {
+          if (gap) sink.writeFrame(GAP_FRAME)
+          for (const entry of entries) sink.writeFrame(entry.frame)
+          this.#counters.sentEvents += entries.length
+        },
+        live: () => { this.#sinks.add(receiver) },
         close: () => {
           detach()
           sink.stop()
@@ -244,14 +267,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       }
       signal.addEventListener('abort', detach, { once: true })
       this.#join(receiver, lastEventId).then((replay) => {
-        if (receiver.left) return
-        if (this.#closed) return receiver.close()
-        const entries = this.#catchUp(receiver, lastEventId, replay)
-        if (replay !== undefined && !replay.complete) sink.writeFrame(GAP_FRAME)
-        // Replay is per subscriber by nature; live delivery below is shared.
-        for (const entry of entries) sink.writeFrame(entry.frame)
-        this.#counters.sentEvents += entries.length
-        this.#sinks.add(receiver)
+        this.#arrive(receiver, lastEventId, replay)
       }, (err: unknown) => {
         if (!receiver.left) this.#log.error({ err, channel: this.name }, 'fastify-conduit: channel subscription failed; the stream ends')
         receiver.close()
@@ -272,6 +288,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     this.#closed = true
     this.#onClose()
     for (const receiver of this.#joining) receiver.close()
+    for (const receiver of this.#settling) receiver.close()
     for (const receiver of this.#sinks) receiver.close()
     for (const subscription of this.#iterators) subscription.end()
     this.#release()
@@ -308,16 +325,18 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   }
 
   /**
-   * The seam between replay and live, run just before `receiver` goes live: the replayed
-   * entries, then the live ones that arrived while it caught up and that the replay did not
-   * already hold. The bus started live delivery before the replay was read, so the two overlap
-   * and never leave a gap; ids drop the overlap.
+   * The seam between replay and live. The bus started live delivery before the replay was
+   * read, so the two overlap and never leave a gap; ids drop the overlap, in two places:
    *
-   * Live entries not yet flushed are taken here too, and flushed to the other subscribers at
-   * once: the caller adds `receiver` to the live set right after, synchronously, so the next
-   * flush holds only entries that arrived after its catch-up.
+   * - now: the replay, then the live entries held while joining (and those not yet flushed,
+   *   which are flushed to the others at once) that the replay did not already hold;
+   * - then, while settling: a replay may run ahead of live delivery (Redis reads the two on
+   *   different connections), so live entries up to the last id given are skipped, until the
+   *   first newer one, when the receiver joins the shared path.
    */
-  #catchUp (receiver: Receiver, lastEventId: string | undefined, replay: BusReplay | undefined): Entry[] {
+  #arrive (receiver: Receiver, lastEventId: string | undefined, replay: BusReplay | undefined): void {
+    if (receiver.left) return
+    if (this.#closed) return receiver.close()
     const entries: Entry[] = []
     let last: string | undefined
     if (replay !== undefined) {
@@ -331,7 +350,29 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     }
     receiver.pending = []
     this.#flush()
-    return entries
+    receiver.write(entries, replay !== undefined && !replay.complete)
+    if (receiver.left) return
+    const after = entries.length > 0 ? entries[entries.length - 1].id : last
+    if (replay === undefined || after === undefined) {
+      receiver.live()
+    } else {
+      receiver.after = after
+      this.#settling.add(receiver)
+    }
+  }
+
+  /** Settling receivers get the entries past their last id, then join the shared path. */
+  #settle (entries: Entry[]): void {
+    for (const receiver of this.#settling) {
+      const after = receiver.after as string
+      let first = 0
+      while (first < entries.length && this.#bus.compare(entries[first].id, after) <= 0) first++
+      if (first === entries.length) continue
+      this.#settling.delete(receiver)
+      receiver.after = undefined
+      receiver.write(first === 0 ? entries : entries.slice(first), false)
+      if (!receiver.left) receiver.live()
+    }
   }
 
   #listen (): BusListening {
@@ -351,7 +392,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
 
   /** Stops listening on the bus once nobody subscribes: idle channels cost the bus nothing. */
   #release (): void {
-    if (this.#joining.size + this.#sinks.size + this.#iterators.size > 0) return
+    if (this.#joining.size + this.#settling.size + this.#sinks.size + this.#iterators.size > 0) return
     const listening = this.#listening
     if (listening === undefined) return
     this.#listening = undefined
