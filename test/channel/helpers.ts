@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import fastifyConduit from '../../lib/index.js'
 import type { FastifyConduitOptions } from '../../lib/index.js'
 
@@ -14,11 +14,12 @@ export interface Teardown {
 export async function startApp (
   t: Teardown,
   options: FastifyConduitOptions,
-  routes: (app: FastifyInstance) => void = () => {}
+  routes: (app: FastifyInstance) => void = () => {},
+  fastifyOptions: FastifyServerOptions = {}
 ): Promise<{ app: FastifyInstance, url: string, port: number }> {
   // Clients that aborted may leave keep-alive sockets (undici keeps them for 4 s): close them
   // with the server instead of waiting.
-  const app = Fastify({ forceCloseConnections: true })
+  const app = Fastify({ forceCloseConnections: true, ...fastifyOptions })
   await app.register(fastifyConduit, { heartbeat: false, ...options })
   routes(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -174,4 +175,32 @@ export class RawSubscriber {
 /** A unique channel name per test, so tests sharing a bus (or a Redis) never meet. */
 export function uniqueName (label: string): string {
   return `${label}-${Math.random().toString(36).slice(2, 10)}`
+}
+
+/** Log lines of a Fastify instance, which a test can await. */
+export class LogCapture {
+  readonly lines: Array<Record<string, unknown>> = []
+  #waiters: Array<{ match: (line: Record<string, unknown>) => boolean, resolve: (line: Record<string, unknown>) => void }> = []
+
+  /** Pass as Fastify's `logger`. */
+  get logger (): FastifyServerOptions['logger'] {
+    return { level: 'info', stream: { write: (text: string) => this.#push(JSON.parse(text)) } }
+  }
+
+  /** Resolves with the first line (past or future) whose `msg` contains `text`. */
+  waitFor (text: string): Promise<Record<string, unknown>> {
+    const match = (line: Record<string, unknown>): boolean => String(line.msg).includes(text)
+    const seen = this.lines.find(match)
+    if (seen !== undefined) return Promise.resolve(seen)
+    return new Promise((resolve) => this.#waiters.push({ match, resolve }))
+  }
+
+  #push (line: Record<string, unknown>): void {
+    this.lines.push(line)
+    this.#waiters = this.#waiters.filter(({ match, resolve }) => {
+      if (!match(line)) return true
+      resolve(line)
+      return false
+    })
+  }
 }
