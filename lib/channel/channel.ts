@@ -210,9 +210,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       return subscription
     }
     signal?.addEventListener('abort', onAbort, { once: true })
-    subscription.ready = this.#join(receiver, lastEventId).then((replay) => {
-      this.#arrive(receiver, lastEventId, replay)
-    }, (err: Error) => {
+    subscription.ready = this.#join(receiver, lastEventId).catch((err: Error) => {
       subscription.fail(err)
       throw err
     })
@@ -266,9 +264,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
         }
       }
       signal.addEventListener('abort', detach, { once: true })
-      this.#join(receiver, lastEventId).then((replay) => {
-        this.#arrive(receiver, lastEventId, replay)
-      }, (err: unknown) => {
+      this.#join(receiver, lastEventId).catch((err: unknown) => {
         if (!receiver.left) this.#log.error({ err, channel: this.name }, 'fastify-conduit: channel subscription failed; the stream ends')
         receiver.close()
       })
@@ -311,13 +307,18 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     return head + DATA + (message.data === undefined ? '' : stringifyData(message.data)) + '\n\n'
   }
 
-  /** Registers `receiver`, then waits for the bus to listen and for the replay, if any. */
-  async #join (receiver: Receiver, lastEventId: string | undefined): Promise<BusReplay | undefined> {
+  /**
+   * Registers `receiver`, waits for the bus to listen and for the replay (if any), then lets
+   * it arrive, in the same synchronous step as the last await: nothing (a flush, a close) can
+   * come between the end of its joining and its arrival.
+   */
+  async #join (receiver: Receiver, lastEventId: string | undefined): Promise<void> {
     this.#joining.add(receiver)
     try {
       await this.#listen().ready
-      if (lastEventId === undefined || receiver.left) return undefined
-      return await this.#bus.replay(this.name, lastEventId)
+      const replay = lastEventId === undefined || receiver.left ? undefined : await this.#bus.replay(this.name, lastEventId)
+      this.#joining.delete(receiver)
+      if (!receiver.left) this.#arrive(receiver, lastEventId, replay)
     } finally {
       this.#joining.delete(receiver)
       if (receiver.left) this.#release()
@@ -335,8 +336,6 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    *   first newer one, when the receiver joins the shared path.
    */
   #arrive (receiver: Receiver, lastEventId: string | undefined, replay: BusReplay | undefined): void {
-    if (receiver.left) return
-    if (this.#closed) return receiver.close()
     const entries: Entry[] = []
     let last: string | undefined
     if (replay !== undefined) {

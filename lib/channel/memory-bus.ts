@@ -105,7 +105,11 @@ class MemoryBus implements Bus {
   }
 
   listen (channel: string, listener: BusListener): BusListening {
-    if (this.#closed) return { ready: Promise.reject(new ClosedError('the bus')), stop: noop }
+    if (this.#closed) {
+      const ready = Promise.reject(new ClosedError('the bus'))
+      ready.catch(noop) // a listener that never awaits it must not crash the process
+      return { ready, stop: noop }
+    }
     const stream = this.#stream(channel)
     stream.listeners.add(listener)
     // Delivery is synchronous with publish: live starts now.

@@ -35,11 +35,6 @@ export class Subscription<Message> implements ChannelSubscription<Message> {
     return this.#gap
   }
 
-  /** True once it ended or failed: nothing more is pushed. */
-  get ended (): boolean {
-    return this.#ended
-  }
-
   /** Marks that the replay could not start right after the subscriber's Last-Event-ID. */
   markGap (): void {
     this.#gap = true

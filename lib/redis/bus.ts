@@ -34,8 +34,8 @@ export interface RedisBusOptions {
 /** One channel (stream key) this instance listens to. */
 interface Stream {
   readonly listeners: Set<BusListener>
-  /** The last id delivered (or the stream's last id when listening began); unset until then. */
-  cursor: string | undefined
+  /** Where reading goes on from: the last id delivered, or the stream's last id when listening began. */
+  cursor: string
   ready: Promise<void>
 }
 
@@ -63,7 +63,7 @@ const ERROR_PAUSE_MS = 1000
  * - When the connection drops or Redis restarts, the bus reconnects and reads on from the last
  *   id it saw on each channel, so connected subscribers lose nothing published meanwhile.
  *
- * Needs Redis >= 5 (7 for exact gap detection after trimming) and the `ioredis` package.
+ * Needs Redis >= 5 and the `ioredis` package (an optional peer dependency).
  *
  * @example
  * import fastifyConduit from 'fastify-conduit'
@@ -81,7 +81,10 @@ class RedisBus implements Bus {
   readonly #connectUrl: string
   readonly #client: Redis | undefined
   readonly #prefix: string
+  /** Every channel listened to, by stream key. */
   readonly #streams = new Map<string, Stream>()
+  /** Those of them positioned, which the read loop reads. */
+  readonly #reading = new Map<string, Stream>()
   #started: Promise<Redis> | undefined
   #reader: Redis | undefined
   #readerId: number | undefined
@@ -89,10 +92,18 @@ class RedisBus implements Bus {
   #wake: (() => void) | undefined
   #pause: NodeJS.Timeout | undefined
   #log: BusLogger | undefined
+  /** The last connection error ioredis reported: why a connection attempt failed. */
+  #lastError: Error | undefined
   #users = 0
   #closed = false
+  // Rejects when the bus closes: commands queued during an outage would otherwise wait for a
+  // reconnection that close() cancels, and their callers forever.
+  readonly #closing: Promise<never>
+  #rejectClosing: (err: Error) => void = noop
 
   constructor (options: RedisBusOptions) {
+    this.#closing = new Promise<never>((resolve, reject) => { this.#rejectClosing = reject })
+    this.#closing.catch(noop)
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError('redisBus options', 'must be an object')
     const { url, client, prefix = 'conduit:', history = 1000 } = options
     if (url !== undefined && client !== undefined) throw new InvalidOptionError('url', 'cannot be given with client')
@@ -115,20 +126,16 @@ class RedisBus implements Bus {
     await this.#connect()
   }
 
-  async publish (channel: string, body: string, history: number): Promise<string> {
-    const command = await this.#command()
-    try {
-      return await command.xadd(this.#prefix + channel, 'MAXLEN', '~', history, '*', FRAME, body) as string
-    } catch (err) {
-      throw new BusError(`cannot publish to "${channel}" on Redis at ${this.#url}: ${(err as Error).message}`, { cause: err })
-    }
+  publish (channel: string, body: string, history: number): Promise<string> {
+    return this.#run(`cannot publish to "${channel}"`, (command) =>
+      command.xadd(this.#prefix + channel, 'MAXLEN', '~', history, '*', FRAME, body) as Promise<string>)
   }
 
   listen (channel: string, listener: BusListener): BusListening {
     const key = this.#prefix + channel
     let stream = this.#streams.get(key)
     if (stream === undefined) {
-      const created: Stream = { listeners: new Set(), cursor: undefined, ready: Promise.resolve() }
+      const created: Stream = { listeners: new Set(), cursor: '0-0', ready: Promise.resolve() }
       created.ready = this.#position(key, created)
       created.ready.catch(noop)
       this.#streams.set(key, created)
@@ -140,27 +147,29 @@ class RedisBus implements Bus {
       ready: listening.ready,
       stop: () => {
         listening.listeners.delete(listener)
-        if (listening.listeners.size === 0 && this.#streams.get(key) === listening) this.#streams.delete(key)
+        if (listening.listeners.size === 0 && this.#streams.get(key) === listening) {
+          this.#streams.delete(key)
+          this.#reading.delete(key)
+        }
       }
     }
   }
 
-  async replay (channel: string, afterId: string): Promise<BusReplay> {
-    const command = await this.#command()
+  replay (channel: string, afterId: string): Promise<BusReplay> {
     const key = this.#prefix + channel
-    try {
-      // A well-formed id: read from it inclusive. If it is still there, what follows is exactly
-      // what the client missed. If it is not, it is complete only when it is the newest entry
-      // trimmed away (Redis 7 reports it), otherwise older events are gone or the id is unknown.
+    return this.#run(`cannot replay "${channel}"`, async (command) => {
+      // Read from the id inclusive: if it is still there, trimming (which removes the oldest
+      // first) has removed nothing after it, and what follows is exactly what the client
+      // missed. If it is not, the events after it may be gone (or the id is unknown, or from
+      // before Redis lost its data): replay everything retained and report the gap. (Redis
+      // does not record the newest id MAXLEN trimmed, so an id exactly at the trim boundary
+      // is reported as a gap too: a false alarm, never a silent loss.)
       if (STREAM_ID.test(afterId)) {
         const from = await command.xrange(key, afterId, '+')
         if (from.length > 0 && from[0][0] === afterId) return { entries: entriesOf(from.slice(1)), complete: true }
-        if (await maxDeletedId(command, key) === afterId) return { entries: entriesOf(from), complete: true }
       }
       return { entries: entriesOf(await command.xrange(key, '-', '+')), complete: false }
-    } catch (err) {
-      throw new BusError(`cannot replay "${channel}" from Redis at ${this.#url}: ${(err as Error).message}`, { cause: err })
-    }
+    })
   }
 
   compare (a: string, b: string): number {
@@ -170,6 +179,7 @@ class RedisBus implements Bus {
   async close (): Promise<void> {
     if (--this.#users > 0 || this.#closed) return
     this.#closed = true
+    this.#rejectClosing(new ClosedError('the bus'))
     clearTimeout(this.#pause)
     this.#pause = undefined
     this.#wakeReader()
@@ -181,18 +191,26 @@ class RedisBus implements Bus {
     } catch {
       return // it never connected, and cleaned up after itself
     }
-    // The pending XREAD rejects (or, during an outage, is dropped), and the loop sees the bus
-    // closed; nothing waits on it.
+    // Disconnect rather than QUIT: QUIT waits for a reply that, if Redis just went away, comes
+    // only after ioredis gives up reconnecting. Nothing is left to wait for: every pending
+    // call was rejected above, and the read loop sees the bus closed.
     this.#reader?.disconnect()
-    if (this.#client !== undefined) return
-    if (command.status === 'ready') await command.quit()
-    else command.disconnect()
+    if (this.#client === undefined) command.disconnect()
   }
 
-  /** The command connection once connected; ClosedError after close. */
-  async #command (): Promise<Redis> {
+  /**
+   * Runs one command on the command connection (connecting first if need be). Redis errors
+   * become BusError naming what failed and where; close() rejects it with ClosedError.
+   */
+  async #run<T> (what: string, command: (client: Redis) => Promise<T>): Promise<T> {
     if (this.#closed) throw new ClosedError('the bus')
-    return await this.#connect()
+    const client = await this.#connect()
+    try {
+      return await Promise.race([command(client), this.#closing])
+    } catch (err) {
+      if ((err as { code?: string }).code === 'FST_ERR_CONDUIT_CLOSED') throw err
+      throw new BusError(`${what} on Redis at ${this.#url}: ${(err as Error).message}`, { cause: err })
+    }
   }
 
   #connect (): Promise<Redis> {
@@ -207,8 +225,8 @@ class RedisBus implements Bus {
     // The reading connection waits out any outage (no retry limit) and resends its pending
     // XREAD after reconnecting: the ids in it are where each channel stopped.
     const reader = command.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, autoResendUnfulfilledCommands: true })
-    const readerHealth = this.#watch(reader, 'reader')
-    const commandHealth = own ? this.#watch(command, 'command') : undefined
+    this.#watch(reader, 'reader')
+    if (own) this.#watch(command, 'command')
     reader.on('ready', () => {
       // CLIENT UNBLOCK needs this connection's id, which changes with every reconnection.
       reader.client('ID').then((id) => { this.#readerId = id }, noop)
@@ -221,8 +239,8 @@ class RedisBus implements Bus {
     } catch (err) {
       reader.disconnect()
       if (own) command.disconnect()
-      // ioredis rejects with "Connection is closed"; the 'error' event said why.
-      const reason = commandHealth?.error ?? readerHealth.error ?? err as Error
+      // ioredis rejects with "Connection is closed"; its 'error' event said why.
+      const reason = this.#lastError ?? err as Error
       throw new BusError(`cannot reach Redis at ${this.#url}: ${reason.message}`, { cause: reason })
     }
     this.#reader = reader
@@ -235,63 +253,55 @@ class RedisBus implements Bus {
 
   /**
    * Logs an outage once when it starts and once when it ends (ioredis retries every few
-   * seconds), never with the URL's password. Returns the last connection error seen.
+   * seconds), never with the URL's password.
    */
-  #watch (client: Redis, role: string): { error: Error | undefined } {
-    const health = { error: undefined as Error | undefined, state: 'connecting' as 'connecting' | 'up' | 'down' }
+  #watch (client: Redis, role: string): void {
+    let state: 'connecting' | 'up' | 'down' = 'connecting'
     // Without an 'error' listener ioredis prints every failed reconnection to the console.
-    client.on('error', (err: Error) => { health.error = err })
+    client.on('error', (err: Error) => { this.#lastError = err })
     client.on('reconnecting', () => {
-      if (health.state !== 'up' || this.#closed) return
-      health.state = 'down'
+      if (state !== 'up') return
+      state = 'down'
       this.#log?.warn({ redis: this.#url, connection: role }, 'fastify-conduit: lost the Redis connection; reconnecting')
     })
     client.on('ready', () => {
-      if (health.state === 'down') this.#log?.info({ redis: this.#url, connection: role }, 'fastify-conduit: reconnected to Redis')
-      health.state = 'up'
-      health.error = undefined
+      if (state === 'down') this.#log?.info({ redis: this.#url, connection: role }, 'fastify-conduit: reconnected to Redis')
+      state = 'up'
     })
-    return health
   }
 
   /** Fixes where live delivery starts for a new channel: after its last entry now. */
   async #position (key: string, stream: Stream): Promise<void> {
-    const command = await this.#command()
-    let last: Array<[string, string[]]>
-    try {
-      last = await command.xrevrange(key, '+', '-', 'COUNT', 1)
-    } catch (err) {
-      throw new BusError(`cannot listen to "${key}" on Redis at ${this.#url}: ${(err as Error).message}`, { cause: err })
-    }
+    const last = await this.#run(`cannot listen to "${key.slice(this.#prefix.length)}"`, (command) =>
+      command.xrevrange(key, '+', '-', 'COUNT', 1))
     // Trimming never removes the newest entry, so the last entry is the last id issued; a
     // missing stream reads from the start, which is everything published from now on.
-    stream.cursor = last.length > 0 ? last[0][0] : '0-0'
     if (this.#streams.get(key) !== stream) return
+    stream.cursor = last.length > 0 ? last[0][0] : '0-0'
+    this.#reading.set(key, stream)
     if (this.#wake !== undefined) this.#wakeReader()
     else if (this.#blocked && this.#readerId !== undefined) {
       // The reader is blocked on the other channels: unblock it so it reads this one too.
-      command.client('UNBLOCK', this.#readerId).catch(noop)
+      const reader = this.#readerId
+      this.#run('cannot unblock the reader', (command) => command.client('UNBLOCK', reader)).catch(noop)
     }
   }
 
   /** The read loop: one XREAD for every channel this instance listens to, until closed. */
   async #read (reader: Redis): Promise<void> {
     while (!this.#closed) {
-      const keys: string[] = []
-      const ids: string[] = []
-      for (const [key, stream] of this.#streams) {
-        if (stream.cursor === undefined) continue
-        keys.push(key)
-        ids.push(stream.cursor)
-      }
-      if (keys.length === 0) {
+      // What this read is for: a reply for a channel since dropped or listened to anew (with
+      // a new position) no longer belongs to anyone and is ignored.
+      const reading = new Map(this.#reading)
+      if (reading.size === 0) {
         await new Promise<void>((resolve) => { this.#wake = resolve })
         continue
       }
+      const streams = [...reading.values()]
       let reply: Array<[string, Array<[string, string[]]>]> | null
       this.#blocked = true
       try {
-        reply = await reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys, ...ids)
+        reply = await reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...reading.keys(), ...streams.map((stream) => stream.cursor))
       } catch (err) {
         this.#blocked = false
         if (this.#closed) return
@@ -303,17 +313,15 @@ class RedisBus implements Bus {
         continue
       }
       this.#blocked = false
-      if (reply !== null && !this.#closed) this.#dispatch(reply)
+      if (reply !== null && !this.#closed) this.#dispatch(reply, reading)
     }
   }
 
-  #dispatch (reply: Array<[string, Array<[string, string[]]>]>): void {
+  #dispatch (reply: Array<[string, Array<[string, string[]]>]>, reading: Map<string, Stream>): void {
     for (const [key, entries] of reply) {
-      const stream = this.#streams.get(key)
-      if (stream?.cursor === undefined) continue
+      const stream = reading.get(key) as Stream
+      if (this.#reading.get(key) !== stream) continue
       for (const [id, fields] of entries) {
-        // A channel re-listened while this read was in flight starts at a newer cursor.
-        if (compareStreamIds(id, stream.cursor) <= 0) continue
         stream.cursor = id
         const body = frameOf(fields)
         if (body === undefined) continue
@@ -342,20 +350,6 @@ function entriesOf (raw: Array<[string, string[]]>): BusEntry[] {
     if (body !== undefined) entries.push({ id, body })
   }
   return entries
-}
-
-/** The newest id trimmed from the stream (Redis >= 7); undefined without it or without the stream. */
-async function maxDeletedId (command: Redis, key: string): Promise<string | undefined> {
-  let info: unknown[]
-  try {
-    info = await command.xinfo('STREAM', key) as unknown[]
-  } catch {
-    return undefined // no such stream: the id is unknown
-  }
-  const at = info.indexOf('max-deleted-entry-id')
-  /* c8 ignore next -- Redis < 7 does not report it; the tests run on Redis 7 */
-  if (at === -1) return undefined
-  return info[at + 1] as string
 }
 
 /** The URL as it may appear in logs and errors: any password replaced. */

@@ -187,11 +187,17 @@ export class LogCapture {
     return { level: 'info', stream: { write: (text: string) => this.#push(JSON.parse(text)) } }
   }
 
-  /** Resolves with the first line (past or future) whose `msg` contains `text`. */
-  waitFor (text: string): Promise<Record<string, unknown>> {
-    const match = (line: Record<string, unknown>): boolean => String(line.msg).includes(text)
-    const seen = this.lines.find(match)
-    if (seen !== undefined) return Promise.resolve(seen)
+  /** How many lines so far have a `msg` containing `text`. */
+  count (text: string): number {
+    return this.lines.filter((line) => String(line.msg).includes(text)).length
+  }
+
+  /** Resolves with the `nth` line (counting past ones) whose `msg` contains `text`. */
+  waitFor (text: string, nth = 1): Promise<Record<string, unknown>> {
+    let seen = 0
+    const match = (line: Record<string, unknown>): boolean => String(line.msg).includes(text) && ++seen === nth
+    const found = this.lines.find(match)
+    if (found !== undefined) return Promise.resolve(found)
     return new Promise((resolve) => this.#waiters.push({ match, resolve }))
   }
 

@@ -407,6 +407,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     }
     await t.rejects(lazy.next(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
     t.same(await lazy.next(), { done: true, value: undefined }, 'then it is done')
+    t.same(await lazy.return(), { done: true, value: undefined })
     t.equal(app.sse.stats().slowDisconnects, 1)
     await eager.return()
   })
