@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import type { Bus } from './channel/bus.js'
 import type { Channel } from './channel/channel.js'
 import { memoryBus } from './channel/memory-bus.js'
@@ -67,10 +68,11 @@ export interface FastifyConduitOptions extends SSEStreamOptions {
 
 /**
  * Anything `reply.sse` streams from: an async iterable or iterable of messages (generators,
- * arrays), an object-mode Readable of messages, or a function of `{ signal, lastEventId }`
- * returning one of those.
+ * arrays), an object-mode Readable of messages, a function of `{ signal, lastEventId }`
+ * returning one of those, or a channel (which brings its own schema).
  */
 export type SSESource<Message> =
+  | AttachableSource
   | AsyncIterable<Message>
   | Iterable<Message>
   | ((context: SourceContext) => AsyncIterable<Message> | Iterable<Message>)
@@ -132,7 +134,7 @@ declare module 'fastify' {
      *     yield { event: 'token', id: 1, data: { text: 'Hello' } }
      *   }))
      */
-    sse (source: SSESource<RouteMessage<SchemaCompiler>> | AttachableSource, options?: SSEStreamOptions): Promise<void>
+    sse (source: SSESource<RouteMessage<SchemaCompiler>>, options?: SSEStreamOptions): Promise<void>
   }
 
   interface FastifyInstance {
@@ -155,7 +157,8 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   const defaults = resolveStreamOptions(options, { heartbeat: 15_000, retry: undefined, onInvalid: 'close' })
   const maxConnections = checkMaxConnections(options.maxConnections)
   const heartbeats = new Heartbeats()
-  const open = new Set<EventStream>()
+  // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
+  const open = new Map<EventStream, Http2Session | undefined>()
   const formatters = new WeakMap<EventSchemas, EventFormatter>()
   const stats = { totalStreams: 0, rejectedStreams: 0 }
   const bus = options.bus === undefined ? memoryBus() : checkBus(options.bus)
@@ -184,7 +187,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   app.decorate('sse', {
     stats: (): SSEStats => {
       let queuedBytes = 0
-      for (const stream of open) queuedBytes += stream.queued
+      for (const stream of open.keys()) queuedBytes += stream.queued
       return { openStreams: open.size, ...stats, ...channels.counters, queuedBytes }
     },
     channel: (name: string, channelOptions?: ChannelOptions) => channels.channel(name, channelOptions)
@@ -210,7 +213,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),
       retry: settings.retry,
-      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? lastEventId : undefined,
+      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventId) : undefined,
       onEnd: () => open.delete(stream)
     })
     let run: () => Promise<void>
@@ -226,7 +229,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       }
       run = () => stream.run(opened)
     }
-    open.add(stream)
+    open.set(stream, (request.raw as unknown as Partial<Http2ServerRequest>).stream?.session)
     stats.totalStreams++
     // Status 200 always: EventSource gives up on any other. Headers already set (CORS and
     // the like) are kept; ours only add to them.
@@ -236,8 +239,13 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   })
 
   // End every stream before the server stops listening, so close() does not wait on them.
+  // An HTTP/2 session outlives its streams and Fastify waits for it: a GOAWAY lets it finish
+  // what is in flight and close.
   app.addHook('preClose', (done) => {
-    for (const stream of open) stream.stop()
+    for (const [stream, session] of open) {
+      stream.stop()
+      session?.close()
+    }
     done()
   })
 
@@ -262,6 +270,12 @@ function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOpti
     throw new InvalidOptionError('onInvalid', "must be 'close' or 'skip'")
   }
   return { heartbeat, retry, onInvalid }
+}
+
+// EventSource sends Last-Event-ID as UTF-8 bytes; Node hands header values over as Latin-1.
+const NON_ASCII = /[\u0080-\uffff]/
+function decodeHeader (value: string): string {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value
 }
 
 function checkMaxConnections (value: unknown): number {

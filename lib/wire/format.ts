@@ -117,7 +117,9 @@ export function formatEvent (msg: SSEMessage): string {
     if (head === '') throw new InvalidMessageError('it has none of data, event, id, retry, comment')
     return head + '\n'
   }
-  return head + fieldLines(DATA, typeof data === 'string' ? data : stringifyData(data)) + '\n'
+  if (typeof data === 'string') return head + fieldLines(DATA, data) + '\n'
+  // JSON.stringify escapes CR and LF inside strings and adds none of its own: one line.
+  return head + DATA + stringifyData(data) + '\n\n'
 }
 
 /** A short description of a value for error messages; never the value itself (no payloads in logs). */
