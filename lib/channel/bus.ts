@@ -19,7 +19,8 @@ export interface BusReplay {
   readonly entries: readonly BusEntry[]
   /**
    * True when `afterId` is within the retained history, so `entries` is exactly what came after
-   * it. False when it is older than the history or unknown: events may have been missed.
+   * it. False when it is older than the history or unknown: events may have been missed. A bus
+   * unsure of the answer says false (redisBus does at the exact trim boundary), never true.
    */
   readonly complete: boolean
 }

@@ -274,9 +274,9 @@ class RedisBus implements Bus {
   async #position (key: string, stream: Stream): Promise<void> {
     const last = await this.#run(`cannot listen to "${key.slice(this.#prefix.length)}"`, (command) =>
       command.xrevrange(key, '+', '-', 'COUNT', 1))
+    if (this.#streams.get(key) !== stream) return // nobody listens any more
     // Trimming never removes the newest entry, so the last entry is the last id issued; a
     // missing stream reads from the start, which is everything published from now on.
-    if (this.#streams.get(key) !== stream) return
     stream.cursor = last.length > 0 ? last[0][0] : '0-0'
     this.#reading.set(key, stream)
     if (this.#wake !== undefined) this.#wakeReader()
