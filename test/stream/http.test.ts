@@ -147,7 +147,7 @@ t.test('maxConnections: one more stream is answered 503 with Retry-After', async
   t.equal(res.status, 503)
   t.equal(res.headers.get('retry-after'), '5')
   t.equal((await res.json()).code, 'FST_ERR_CONDUIT_TOO_MANY_STREAMS')
-  t.same(app.sse.stats(), { openStreams: 2, totalStreams: 2, rejectedStreams: 1 })
+  t.match(app.sse.stats(), { openStreams: 2, totalStreams: 2, rejectedStreams: 1 })
   a.close()
   await a.ended()
   while (app.sse.stats().openStreams > 1) await sleep(5)
