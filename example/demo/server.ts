@@ -1,7 +1,9 @@
 // The demo: every example's routes on one server, and one page that shows them all live.
-// `npm start` serves it on http://127.0.0.1:3000 (PORT and HOST override).
+// `npm start` serves it on http://127.0.0.1:3000 (PORT and HOST override). With REDIS_URL set,
+// channels (the notifications) go through Redis, so several demo processes share them.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyConduit from 'fastify-conduit'
+import { redisBus } from 'fastify-conduit/redis'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { aiChat } from '../ai-chat.ts'
@@ -15,6 +17,8 @@ import { simpleServer } from '../simple-server.ts'
 export interface DemoOptions {
   /** Fastify's logger option. Default false. */
   logger?: FastifyServerOptions['logger']
+  /** A Redis URL: channels are shared by every demo on that Redis. Default: in-memory. */
+  redisUrl?: string
 }
 
 const PUBLIC = join(import.meta.dirname, 'public')
@@ -25,10 +29,13 @@ const FILES = [
 ]
 
 /** The demo app, with every route registered and not listening yet. */
-export async function buildDemo ({ logger = false }: DemoOptions = {}): Promise<FastifyInstance> {
+export async function buildDemo ({ logger = false, redisUrl }: DemoOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger })
   // retry: after a drop (a server restart), browsers try again after one second.
-  await app.register(fastifyConduit, { retry: 1000 })
+  await app.register(fastifyConduit, {
+    retry: 1000,
+    ...(redisUrl === undefined ? {} : { bus: redisBus({ url: redisUrl, prefix: 'conduit-demo:' }) })
+  })
   await app.register(simpleServer)
   await app.register(aiChat)
   await app.register(progress)
@@ -46,7 +53,7 @@ export async function buildDemo ({ logger = false }: DemoOptions = {}): Promise<
 }
 
 if (import.meta.filename === process.argv[1]) {
-  const app = await buildDemo({ logger: true })
+  const app = await buildDemo({ logger: true, redisUrl: process.env.REDIS_URL })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, 'closing')
