@@ -128,3 +128,21 @@ export const ClosedError = createError<[string]>(
   'fastify-conduit: %s is closed',
   503
 )
+
+/**
+ * A channel subscriber fell further behind than `maxBufferedBytes` and was dropped. A stream is
+ * aborted (the client reconnects with Last-Event-ID); an iterator's `next()` rejects with this:
+ * resubscribe with the id of the last message it received.
+ */
+export const SlowSubscriberError = createError<[string, number]>(
+  'FST_ERR_CONDUIT_SLOW_SUBSCRIBER',
+  'fastify-conduit: a subscriber of channel "%s" fell more than %d bytes behind and was dropped',
+  503
+)
+
+/** An optional peer dependency (such as `ioredis` for `fastify-conduit/redis`) is not installed. */
+export const MissingDependencyError = createError<[string, string, { cause: unknown }?]>(
+  'FST_ERR_CONDUIT_MISSING_DEPENDENCY',
+  'fastify-conduit: %s needs the "%s" package, which is not installed',
+  500
+)

@@ -16,4 +16,20 @@ export { compileRouteEvents } from './schema/index.js'
 export type { EventFormatter, EventSchemas } from './schema/index.js'
 export type { RouteMessage, SchemaMessage } from './schema/types.js'
 export type { SourceContext } from './stream/source.js'
+export { memoryBus } from './channel/index.js'
+export type {
+  Bus,
+  BusEntry,
+  BusListener,
+  BusListening,
+  BusLogger,
+  BusReplay,
+  Channel,
+  ChannelMessage,
+  ChannelOptions,
+  ChannelPublishMessage,
+  ChannelSubscription,
+  MemoryBusOptions,
+  SubscribeOptions
+} from './channel/index.js'
 export * as errors from './errors.js'

@@ -1,6 +1,11 @@
 import type { FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
+import type { Bus } from './channel/bus.js'
+import type { Channel } from './channel/channel.js'
+import { memoryBus } from './channel/memory-bus.js'
+import { ChannelRegistry, checkBus, checkMaxBufferedBytes } from './channel/registry.js'
+import type { ChannelOptions } from './channel/types.js'
 import { InvalidOptionError, ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
 import { compileRouteEvents } from './schema/compile.js'
 import type { EventFormatter, EventSchemas } from './schema/compile.js'
@@ -8,6 +13,7 @@ import type { RouteMessage } from './schema/types.js'
 import { EventStream } from './stream/event-stream.js'
 import { Heartbeats } from './stream/heartbeat.js'
 import { isAttachable, kAttach } from './stream/sink.js'
+import type { AttachableSource } from './stream/sink.js'
 import { openSource } from './stream/source.js'
 import type { OpenSource, SourceContext } from './stream/source.js'
 import { formatEvent } from './wire/format.js'
@@ -44,14 +50,29 @@ export interface FastifyConduitOptions extends SSEStreamOptions {
    * @default 10000
    */
   maxConnections?: number
+  /**
+   * What carries channels: `memoryBus()` (this process only) or `redisBus()` from
+   * `fastify-conduit/redis` (every instance on one Redis). Its `ready()` runs in `onReady`,
+   * so an unreachable bus fails `app.ready()`; its `close()` runs in `onClose`.
+   * @default memoryBus()
+   */
+  bus?: Bus
+  /**
+   * Bytes a channel subscriber may have waiting (unsent) before it is disconnected as too
+   * slow; each channel may set its own. The client reconnects with Last-Event-ID and loses
+   * nothing within the channel's history.
+   * @default 4194304 (4 MiB)
+   */
+  maxBufferedBytes?: number
 }
 
 /**
  * Anything `reply.sse` streams from: an async iterable or iterable of messages (generators,
- * arrays), an object-mode Readable of messages, or a function of `{ signal, lastEventId }`
- * returning one of those.
+ * arrays), an object-mode Readable of messages, a function of `{ signal, lastEventId }`
+ * returning one of those, or a channel (which brings its own schema).
  */
 export type SSESource<Message> =
+  | AttachableSource
   | AsyncIterable<Message>
   | Iterable<Message>
   | ((context: SourceContext) => AsyncIterable<Message> | Iterable<Message>)
@@ -64,12 +85,32 @@ export interface SSEStats {
   totalStreams: number
   /** Requests answered 503 because `maxConnections` streams were open. */
   rejectedStreams: number
+  /** Events this instance's channels published (accepted by the bus). */
+  publishedEvents: number
+  /** Channel events delivered to subscribers here: one per event per subscriber, replays included. */
+  sentEvents: number
+  /** Channel subscribers dropped for falling more than `maxBufferedBytes` behind. */
+  slowDisconnects: number
+  /** Bytes (approximately) written to open streams and not yet taken by their sockets. */
+  queuedBytes: number
 }
 
 /** `app.sse`. */
 export interface SSEDecorator {
-  /** Counters of this instance's streams. */
+  /** Counters of this instance's streams and channels. */
   stats (): SSEStats
+  /**
+   * The channel `name`, created on first use; the same name returns the same channel (asking
+   * with other options is an error). Create channels at any time: at startup, per room, per
+   * user. With `schema`, `publish` accepts only the declared events and payloads.
+   *
+   * @example
+   * const news = app.sse.channel('news', { schema: { headline: Headline }, history: 1000 })
+   * app.get('/news', (request, reply) => reply.sse(news))
+   * await news.publish({ event: 'headline', data: { title: 'SSE ships' } })
+   */
+  channel<Events extends EventSchemas> (name: string, options: ChannelOptions<Events> & { schema: Events }): Channel<Events>
+  channel (name: string, options?: ChannelOptions<undefined>): Channel
 }
 
 declare module 'fastify' {
@@ -120,6 +161,13 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   const open = new Map<EventStream, Http2Session | undefined>()
   const formatters = new WeakMap<EventSchemas, EventFormatter>()
   const stats = { totalStreams: 0, rejectedStreams: 0 }
+  const bus = options.bus === undefined ? memoryBus() : checkBus(options.bus)
+  const channels = new ChannelRegistry({
+    bus,
+    maxBufferedBytes: options.maxBufferedBytes === undefined ? 4 * 1024 * 1024 : checkMaxBufferedBytes(options.maxBufferedBytes),
+    log: app.log,
+    compile: formatterOf
+  })
 
   // Compile at registration, so a bad schema fails startup rather than the first request.
   app.addHook('onRoute', (route) => {
@@ -137,8 +185,13 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   }
 
   app.decorate('sse', {
-    stats: (): SSEStats => ({ openStreams: open.size, ...stats })
-  })
+    stats: (): SSEStats => {
+      let queuedBytes = 0
+      for (const stream of open.keys()) queuedBytes += stream.queued
+      return { openStreams: open.size, ...stats, ...channels.counters, queuedBytes }
+    },
+    channel: (name: string, channelOptions?: ChannelOptions) => channels.channel(name, channelOptions)
+  } as SSEDecorator)
 
   app.decorateReply('sse', function sse (this: FastifyReply, source: unknown, streamOptions?: SSEStreamOptions): Promise<void> {
     const reply = this
@@ -160,7 +213,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),
       retry: settings.retry,
-      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? lastEventId : undefined,
+      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventId) : undefined,
       onEnd: () => open.delete(stream)
     })
     let run: () => Promise<void>
@@ -195,6 +248,13 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     }
     done()
   })
+
+  // The bus connects before the server listens: an unreachable Redis fails app.ready().
+  app.addHook('onReady', () => bus.ready(app.log))
+  app.addHook('onClose', async () => {
+    channels.close()
+    await bus.close()
+  })
 }
 
 function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOptions): ResolvedOptions {
@@ -210,6 +270,12 @@ function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOpti
     throw new InvalidOptionError('onInvalid', "must be 'close' or 'skip'")
   }
   return { heartbeat, retry, onInvalid }
+}
+
+// EventSource sends Last-Event-ID as UTF-8 bytes; Node hands header values over as Latin-1.
+const NON_ASCII = /[\u0080-\uffff]/
+function decodeHeader (value: string): string {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value
 }
 
 function checkMaxConnections (value: unknown): number {

@@ -66,7 +66,7 @@ t.test('schema routes over a real socket, and the invalid-event policy', async (
   const events = { token: Token, done: Done }
   const source = function * () {
     yield { event: 'token' as const, id: '1', data: { text: 'Hello' } }
-    yield { event: 'token' as const, id: '2', data: { text: 42 } as unknown as { text: string } }
+    yield { event: 'token' as const, id: '2', data: { text: { secret: 'PAYLOAD-SENTINEL' } } as unknown as { text: string } }
     yield { event: 'done' as const, data: { reason: 'stop' as const } }
   }
   app.get('/close', { schema: { sse: events } }, (request, reply) => reply.sse(source))
@@ -85,7 +85,7 @@ t.test('schema routes over a real socket, and the invalid-event policy', async (
   t.equal(errors.length, 2)
   for (const line of errors) {
     t.match(line, { reqId: String, code: 'FST_ERR_CONDUIT_INVALID_DATA', reason: /event "token".*"\/text": Expected string/ })
-    t.notMatch(JSON.stringify(line), /42/, 'the payload is never logged')
+    t.notMatch(JSON.stringify(line), /PAYLOAD-SENTINEL/, 'the payload is never logged')
   }
 })
 

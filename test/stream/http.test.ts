@@ -54,6 +54,10 @@ t.test('Last-Event-ID reaches the source; an absurdly long one is ignored', asyn
   t.same(await (await FrameReader.open(url + '/resume', { 'last-event-id': '41' })).all(), ['data: after 41\n\n'])
   t.same(await (await FrameReader.open(url + '/resume', { 'last-event-id': 'x'.repeat(1024) })).all(), [`data: after ${'x'.repeat(1024)}\n\n`])
   t.same(await (await FrameReader.open(url + '/resume', { 'last-event-id': 'x'.repeat(1025) })).all(), ['data: none\n\n'])
+  // EventSource sends a non-ASCII id as UTF-8 bytes; it must come back as the same string.
+  const id = 'é-€-😀'
+  const reader = await FrameReader.open(url + '/resume', { 'last-event-id': Buffer.from(id, 'utf8').toString('latin1') })
+  t.same(await reader.all(), [`data: after ${id}\n\n`])
 })
 
 t.test('heartbeats are comment frames sent while the stream is idle', async (t) => {
@@ -98,6 +102,34 @@ t.test('onResponse and request logging fire once per stream', async (t) => {
   t.equal(logs.lines.filter((line) => line.msg === 'request completed').length, 1)
 })
 
+t.test('a client that goes away: onRequestAbort fires once, as for any abandoned response', async (t) => {
+  const logs = logCapture()
+  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
+  await app.register(fastifyConduit, { heartbeat: false })
+  let aborts = 0
+  let responses = 0
+  const finished = deferred()
+  app.addHook('onRequestAbort', async (request) => { aborts++ })
+  app.addHook('onResponse', async (request, reply) => { responses++ })
+  app.get('/leave', async (request, reply) => {
+    await reply.sse(async function * ({ signal }) {
+      yield { data: 'hi' }
+      await sleep(60_000, undefined, { signal }).catch(() => {})
+    })
+    finished.resolve()
+  })
+  t.teardown(() => app.close())
+  const url = await listen(app)
+  const reader = await FrameReader.open(url + '/leave')
+  await reader.next()
+  reader.close()
+  await finished.promise
+  await sleep(20)
+  t.equal(aborts, 1)
+  t.equal(responses, 0, 'Fastify runs onResponse only for responses that finish')
+  t.equal(logs.lines.filter((line) => line.msg === 'stream closed prematurely').length, 1, 'Fastify logs the early close once')
+})
+
 t.test('maxConnections: one more stream is answered 503 with Retry-After', async (t) => {
   const app = Fastify()
   await app.register(fastifyConduit, { heartbeat: false, maxConnections: 2 })
@@ -115,7 +147,7 @@ t.test('maxConnections: one more stream is answered 503 with Retry-After', async
   t.equal(res.status, 503)
   t.equal(res.headers.get('retry-after'), '5')
   t.equal((await res.json()).code, 'FST_ERR_CONDUIT_TOO_MANY_STREAMS')
-  t.same(app.sse.stats(), { openStreams: 2, totalStreams: 2, rejectedStreams: 1 })
+  t.match(app.sse.stats(), { openStreams: 2, totalStreams: 2, rejectedStreams: 1 })
   a.close()
   await a.ended()
   while (app.sse.stats().openStreams > 1) await sleep(5)

@@ -88,3 +88,17 @@ t.test('frames produced together are coalesced, a slow source still sees each at
   t.equal(await reader.next(), 'data: after\n\n', 'an event after a pause is sent without waiting for more')
   await reader.ended()
 })
+
+t.test('a large sync source is streamed whole, batch by batch', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit, { heartbeat: false })
+  const line = 'y'.repeat(100)
+  app.get('/big-sync', (request, reply) => reply.sse(function * () {
+    for (let i = 0; i < 20_000; i++) yield { id: i, data: line }
+  }))
+  t.teardown(() => app.close())
+  const url = await listen(app)
+  const frames = await (await FrameReader.open(url + '/big-sync')).all()
+  t.equal(frames.length, 20_000)
+  t.equal(frames[19_999], `id: 19999\ndata: ${line}\n\n`)
+})

@@ -1,0 +1,99 @@
+/**
+ * The transport behind channels. A channel formats and validates an event once, hands the
+ * frame (without its `id:` line) to the bus, and gets back, on every instance sharing the bus,
+ * the same frame with the id the bus assigned. The bus knows nothing of SSE, schemas or
+ * sockets; `memoryBus()` and `redisBus()` are its two implementations.
+ */
+
+/** One event as the bus stores it: the id it assigned and the frame without its `id:` line. */
+export interface BusEntry {
+  /** Opaque, strictly increasing within a channel (compare with {@link Bus.compare}). */
+  readonly id: string
+  /** `event: …\ndata: …\n\n`, exactly as the publishing channel formatted it. */
+  readonly body: string
+}
+
+/** What the bus still holds after a Last-Event-ID. */
+export interface BusReplay {
+  /** The entries after `afterId`, or all retained ones when `complete` is false, oldest first. */
+  readonly entries: readonly BusEntry[]
+  /**
+   * True when `afterId` is within the retained history, so `entries` is exactly what came after
+   * it. False when it is older than the history or unknown: events may have been missed. A bus
+   * unsure of the answer says false (redisBus does at the exact trim boundary), never true.
+   */
+  readonly complete: boolean
+}
+
+/** Receives the live entries of one channel, in id order, each once. */
+export type BusListener = (id: string, body: string) => void
+
+/** A live registration on one channel. */
+export interface BusListening {
+  /**
+   * Resolves once the bus has fixed where live delivery starts: every entry published after
+   * this resolved (and possibly some before) reaches the listener. A replay fetched after it
+   * therefore overlaps live delivery instead of leaving a gap; the channel drops the overlap
+   * by id. Rejects (with a coded error) when the bus cannot listen.
+   */
+  readonly ready: Promise<void>
+  /** Stops delivery to this listener. */
+  stop (): void
+}
+
+/** Something that logs like `fastify.log`; the bus reports connection trouble through it. */
+export interface BusLogger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+  error (obj: object, msg: string): void
+}
+
+/**
+ * A channels' transport. Implement it to carry channels over something other than memory or
+ * Redis; the plugin calls `ready()` in `onReady` and `close()` in `onClose`.
+ */
+export interface Bus {
+  /** History kept per channel when the channel does not say. */
+  readonly history: number
+  /**
+   * Connects (or checks the connection). Called by every Fastify instance using the bus;
+   * rejects with a coded error when the transport cannot be reached.
+   */
+  ready (log?: BusLogger): Promise<void>
+  /**
+   * Appends `body` to `channel`, keeping about `history` entries, and resolves to the id it
+   * assigned. Listeners on every instance receive it.
+   */
+  publish (channel: string, body: string, history: number): Promise<string>
+  /** Registers a live listener on `channel`. */
+  listen (channel: string, listener: BusListener): BusListening
+  /** What `channel` retains after `afterId` (see {@link BusReplay.complete}). */
+  replay (channel: string, afterId: string): Promise<BusReplay>
+  /** Orders two ids of one channel: negative, zero or positive like a sort comparator. */
+  compare (a: string, b: string): number
+  /**
+   * Releases what `ready()` acquired. A bus shared by several Fastify instances closes with the
+   * last of them (one `close()` per `ready()`).
+   */
+  close (): Promise<void>
+}
+
+/** `<milliseconds>-<sequence>`, the id form of Redis Streams, which memoryBus uses too. */
+export const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/
+
+/**
+ * Orders two stream ids. Digit strings are compared by length first, then as text, which is
+ * numeric order for the unpadded decimal numbers Redis writes, at any size (sequence numbers
+ * go up to 2^64, beyond what a double holds exactly).
+ */
+export function compareStreamIds (a: string, b: string): number {
+  const dashA = a.indexOf('-')
+  const dashB = b.indexOf('-')
+  return compareDigits(a.slice(0, dashA), b.slice(0, dashB)) ||
+    compareDigits(a.slice(dashA + 1), b.slice(dashB + 1))
+}
+
+function compareDigits (a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length
+  return a < b ? -1 : a > b ? 1 : 0
+}

@@ -1,0 +1,11 @@
+export { memoryBus } from './memory-bus.js'
+export type { MemoryBusOptions } from './memory-bus.js'
+export type { Channel } from './channel.js'
+export type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from './bus.js'
+export type {
+  ChannelMessage,
+  ChannelOptions,
+  ChannelPublishMessage,
+  ChannelSubscription,
+  SubscribeOptions
+} from './types.js'

@@ -1,0 +1,150 @@
+import { ClosedError, InvalidOptionError } from '../errors.js'
+import { compareStreamIds, STREAM_ID } from './bus.js'
+import type { Bus, BusEntry, BusListener, BusListening, BusReplay } from './bus.js'
+
+/** Options of {@link memoryBus}. */
+export interface MemoryBusOptions {
+  /**
+   * Events kept per channel for replay, when the channel does not set its own `history`.
+   * @default 1000
+   */
+  history?: number
+}
+
+/** One channel's retained entries: a ring of `capacity` slots, sequence numbers contiguous. */
+class MemoryStream {
+  readonly listeners = new Set<BusListener>()
+  #ring: BusEntry[] = []
+  #capacity = 0
+  /** Sequence number of the oldest retained entry. */
+  #first = 1
+  /** Sequence number the next entry gets. */
+  #next = 1
+
+  get last (): number {
+    return this.#next - 1
+  }
+
+  get first (): number {
+    return this.#first
+  }
+
+  append (epoch: string, body: string, history: number): string {
+    if (history !== this.#capacity) this.#resize(history)
+    const seq = this.#next++
+    const id = epoch + '-' + seq
+    this.#ring[seq % this.#capacity] = { id, body }
+    if (seq - this.#first >= this.#capacity) this.#first = seq - this.#capacity + 1
+    return id
+  }
+
+  /** Retained entries with a sequence number above `after`, oldest first. */
+  since (after: number): BusEntry[] {
+    const entries: BusEntry[] = []
+    for (let seq = Math.max(after + 1, this.#first); seq <= this.last; seq++) {
+      entries.push(this.#ring[seq % this.#capacity])
+    }
+    return entries
+  }
+
+  // Channels of one name normally agree on their history; if two instances sharing the bus
+  // disagree, the latest publisher's wins, as XADD MAXLEN does on Redis.
+  #resize (capacity: number): void {
+    const kept = this.since(Math.max(this.#first - 1, this.last - capacity))
+    this.#ring = new Array<BusEntry>(capacity)
+    this.#capacity = capacity
+    this.#first = this.#next - kept.length
+    for (const entry of kept) {
+      const seq = Number(entry.id.slice(entry.id.indexOf('-') + 1))
+      this.#ring[seq % capacity] = entry
+    }
+  }
+}
+
+/**
+ * The in-process bus, and the default: channels live in this process's memory. Share one
+ * `memoryBus()` between Fastify instances of one process and they share channels. For several
+ * processes, use `redisBus` from `fastify-conduit/redis`.
+ *
+ * Ids are `<epoch>-<sequence>`, the epoch being when the bus was made: a Last-Event-ID from
+ * before a restart is recognised as unknown (its events are gone), never mistaken for a
+ * recent one.
+ *
+ * @example
+ * import fastifyConduit, { memoryBus } from 'fastify-conduit'
+ * await app.register(fastifyConduit, { bus: memoryBus({ history: 500 }) })
+ */
+export function memoryBus (options: MemoryBusOptions = {}): Bus {
+  return new MemoryBus(options)
+}
+
+class MemoryBus implements Bus {
+  readonly history: number
+  readonly #epoch = String(Date.now())
+  readonly #streams = new Map<string, MemoryStream>()
+  #users = 0
+  #closed = false
+
+  constructor (options: MemoryBusOptions) {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('memoryBus options', 'must be an object')
+    const { history = 1000 } = options
+    if (!Number.isSafeInteger(history) || history < 1) throw new InvalidOptionError('history', 'must be a positive integer')
+    this.history = history
+  }
+
+  async ready (): Promise<void> {
+    this.#users++
+  }
+
+  async publish (channel: string, body: string, history: number): Promise<string> {
+    if (this.#closed) throw new ClosedError('the bus')
+    const stream = this.#stream(channel)
+    const id = stream.append(this.#epoch, body, history)
+    for (const listener of stream.listeners) listener(id, body)
+    return id
+  }
+
+  listen (channel: string, listener: BusListener): BusListening {
+    if (this.#closed) {
+      const ready = Promise.reject(new ClosedError('the bus'))
+      ready.catch(noop) // a listener that never awaits it must not crash the process
+      return { ready, stop: noop }
+    }
+    const stream = this.#stream(channel)
+    stream.listeners.add(listener)
+    // Delivery is synchronous with publish: live starts now.
+    return { ready: Promise.resolve(), stop: () => { stream.listeners.delete(listener) } }
+  }
+
+  async replay (channel: string, afterId: string): Promise<BusReplay> {
+    const stream = this.#streams.get(channel)
+    if (stream === undefined) return { entries: [], complete: false }
+    const match = STREAM_ID.exec(afterId)
+    const seq = match === null || match[1] !== this.#epoch ? NaN : Number(match[2])
+    // Within history: nothing after afterId has been dropped (first - 1 is the newest entry
+    // dropped, or 0), and afterId was issued (not beyond the last).
+    if (seq >= stream.first - 1 && seq <= stream.last) return { entries: stream.since(seq), complete: true }
+    return { entries: stream.since(0), complete: false }
+  }
+
+  compare (a: string, b: string): number {
+    return compareStreamIds(a, b)
+  }
+
+  async close (): Promise<void> {
+    if (--this.#users > 0) return
+    this.#closed = true
+    for (const stream of this.#streams.values()) stream.listeners.clear()
+  }
+
+  #stream (channel: string): MemoryStream {
+    let stream = this.#streams.get(channel)
+    if (stream === undefined) {
+      stream = new MemoryStream()
+      this.#streams.set(channel, stream)
+    }
+    return stream
+  }
+}
+
+function noop (): void {}

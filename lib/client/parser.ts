@@ -1,0 +1,182 @@
+// WHATWG HTML §9.2.6 "Interpreting an event stream", as an incremental, I/O-free parser: bytes
+// in, dispatched events out. The step numbers in comments are the spec's. It knows nothing of
+// fetch or reconnection; `connect` feeds it one response body at a time.
+
+/** U+000A LINE FEED. */
+const LF = 0x0A
+/** U+000D CARRIAGE RETURN. */
+const CR = 0x0D
+/** U+003A COLON: ends the field name. */
+const COLON = 0x3A
+/** U+0020 SPACE: one is stripped after the colon. */
+const SPACE = 0x20
+/** U+0000 NULL: an `id` containing it is ignored. */
+const NUL = '\0'
+/** "ASCII digits" (§9.2.6 `retry`): at least one, nothing else. */
+const ASCII_DIGITS = /^[0-9]+$/
+
+/** One dispatched event, as EventSource's MessageEvent would carry it. */
+export interface ParsedEvent {
+  /** The event type: the last `event:` field of the frame, `'message'` when absent or empty. */
+  event: string
+  /** The `data:` lines of the frame joined with LF. */
+  data: string
+  /** The last event ID string after this frame (it persists across events); `''` when none. */
+  id: string
+  /** The reconnection time set by a `retry:` field in this frame, if it had a valid one. */
+  retry?: number
+}
+
+/**
+ * Parses one event stream. Feed it the response body's chunks as they arrive; each call returns
+ * the events completed by that chunk. A new connection takes a new parser, seeded with the last
+ * event ID of the previous one.
+ *
+ * @example
+ * const parser = new EventStreamParser()
+ * parser.feed(new TextEncoder().encode('event: token\ndata: {"text":"Hi"}\n\n'))
+ * // [{ event: 'token', data: '{"text":"Hi"}', id: '' }]
+ */
+export class EventStreamParser {
+  // "The stream must then be parsed by [...] the UTF-8 decode algorithm": replacement characters
+  // for invalid bytes (fatal: false), and a leading BOM stripped (ignoreBOM: false) once, at the
+  // start of the stream. `stream: true` keeps a multibyte sequence split across chunks intact.
+  readonly #decoder = new TextDecoder('utf-8')
+  /** The unterminated tail of the last chunk: the start of a line. */
+  #line = ''
+  /** The last chunk ended with CR: an LF starting the next one is the rest of that CRLF. */
+  #afterCR = false
+  /** §9.2.6 buffers. `#data` keeps the LF appended after each `data` line, as the spec does. */
+  #data = ''
+  #eventType = ''
+  #lastEventIdBuffer: string
+  #lastEventId: string
+  #retry: number | undefined
+  #frameRetry: number | undefined
+
+  /** @param lastEventId - The last event ID string to start from (resuming a stream). */
+  constructor (lastEventId = '') {
+    this.#lastEventIdBuffer = lastEventId
+    this.#lastEventId = lastEventId
+  }
+
+  /**
+   * The last event ID string: moved by every frame that carries an `id` when its blank line
+   * arrives, even a frame without data, which dispatches no event.
+   */
+  get lastEventId (): string {
+    return this.#lastEventId
+  }
+
+  /** The reconnection time from the last valid `retry:` field, `undefined` before one. */
+  get retry (): number | undefined {
+    return this.#retry
+  }
+
+  /** Parses the next chunk of the body and returns the events it completes, in order. */
+  feed (chunk: Uint8Array): ParsedEvent[] {
+    const text = this.#decoder.decode(chunk, { stream: true })
+    const events: ParsedEvent[] = []
+    const length = text.length
+    let start = 0
+    // "Lines must be separated by either a U+000D CARRIAGE RETURN U+000A LINE FEED (CRLF)
+    // character pair, a single U+000A LINE FEED (LF) character, or a single U+000D CARRIAGE
+    // RETURN (CR) character." A CRLF may be split across two chunks.
+    if (this.#afterCR && length > 0) {
+      this.#afterCR = false
+      if (text.charCodeAt(0) === LF) start = 1
+    }
+    for (let i = start; i < length; i++) {
+      const code = text.charCodeAt(i)
+      if (code !== LF && code !== CR) continue
+      const line = this.#line === '' ? text.slice(start, i) : this.#line + text.slice(start, i)
+      this.#line = ''
+      this.#processLine(line, events)
+      if (code === CR) {
+        if (i + 1 === length) this.#afterCR = true
+        else if (text.charCodeAt(i + 1) === LF) i++
+      }
+      start = i + 1
+    }
+    if (start < length) this.#line += text.slice(start)
+    return events
+  }
+
+  #processLine (line: string, events: ParsedEvent[]): void {
+    // "If the line is empty (a blank line): Dispatch the event."
+    if (line === '') {
+      this.#dispatch(events)
+      return
+    }
+    // "If the line starts with a U+003A COLON character (:): Ignore the line." (A comment.)
+    if (line.charCodeAt(0) === COLON) return
+    const colon = line.indexOf(':')
+    // "If the line contains a U+003A COLON character (:)": the field is what comes before the
+    // first colon, the value what comes after it, minus one leading U+0020 SPACE.
+    if (colon !== -1) {
+      const valueStart = line.charCodeAt(colon + 1) === SPACE ? colon + 2 : colon + 1
+      this.#processField(line.slice(0, colon), line.slice(valueStart))
+      return
+    }
+    // "Otherwise, the string is not empty but does not contain a U+003A COLON character (:)":
+    // the whole line is the field name and the value is the empty string.
+    this.#processField(line, '')
+  }
+
+  // "Field names must be compared literally, with no case folding performed."
+  #processField (field: string, value: string): void {
+    switch (field) {
+      case 'event':
+        // "Set the event type buffer to the field value."
+        this.#eventType = value
+        break
+      case 'data':
+        // "Append the field value to the data buffer, then append a single U+000A LINE FEED
+        // (LF) character to the data buffer."
+        this.#data += value + '\n'
+        break
+      case 'id':
+        // "If the field value does not contain U+0000 NULL, then set the last event ID buffer
+        // to the field value. Otherwise, ignore the field."
+        if (!value.includes(NUL)) this.#lastEventIdBuffer = value
+        break
+      case 'retry':
+        // "If the field value consists of only ASCII digits, then interpret the field value as
+        // an integer in base ten, and set the event stream's reconnection time to that
+        // integer. Otherwise, ignore the field." It takes effect now, not at dispatch.
+        if (ASCII_DIGITS.test(value)) {
+          this.#retry = Number(value)
+          this.#frameRetry = this.#retry
+        }
+        break
+      // "Otherwise: The field is ignored."
+    }
+  }
+
+  // "When the user agent is required to dispatch the event", the steps for web browsers.
+  #dispatch (events: ParsedEvent[]): void {
+    // 1. "Set the last event ID string of the event source to the value of the last event ID
+    // buffer. The buffer does not get reset."
+    this.#lastEventId = this.#lastEventIdBuffer
+    const retry = this.#frameRetry
+    this.#frameRetry = undefined
+    // 2. "If the data buffer is an empty string, set the data buffer and the event type buffer
+    // to the empty string and return."
+    if (this.#data === '') {
+      this.#eventType = ''
+      return
+    }
+    // 3. "If the data buffer's last character is a U+000A LINE FEED (LF) character, then remove
+    // the last character from the data buffer." (It always is: every data line appends one.)
+    const data = this.#data.slice(0, -1)
+    // 5.-6. The type is "message" unless "the event type buffer has a value other than the
+    // empty string"; lastEventId is "the last event ID string of the event source".
+    const event: ParsedEvent = { event: this.#eventType === '' ? 'message' : this.#eventType, data, id: this.#lastEventId }
+    if (retry !== undefined) event.retry = retry
+    // 7. "Set the data buffer and the event type buffer to the empty string."
+    this.#data = ''
+    this.#eventType = ''
+    // 8. Queue the event: the caller yields them in order.
+    events.push(event)
+  }
+}

@@ -1,0 +1,360 @@
+import type { Redis } from 'ioredis'
+import { compareStreamIds, STREAM_ID } from '../channel/bus.js'
+import type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from '../channel/bus.js'
+import { BusError, ClosedError, InvalidOptionError } from '../errors.js'
+import { loadIoredis } from './client.js'
+
+/** Options of {@link redisBus}. Give `url` or `client`, not both. */
+export interface RedisBusOptions {
+  /**
+   * Where Redis listens. The bus opens two connections: one for commands, one for the
+   * blocking reads of every channel this instance listens to.
+   * @default 'redis://127.0.0.1:6379' (when no `client` is given)
+   */
+  url?: string
+  /**
+   * An ioredis client to publish and replay with (its options are copied for the reading
+   * connection). The bus never closes it: its owner does.
+   * @default none: the bus connects to `url`
+   */
+  client?: Redis
+  /**
+   * Prepended to channel names to make stream keys, so several applications can share a Redis.
+   * @default 'conduit:'
+   */
+  prefix?: string
+  /**
+   * Events kept per channel (XADD MAXLEN ~), when the channel does not set its own `history`.
+   * Redis trims by whole internal nodes, so a little more may be kept.
+   * @default 1000
+   */
+  history?: number
+}
+
+/** One channel (stream key) this instance listens to. */
+interface Stream {
+  readonly listeners: Set<BusListener>
+  /** Where reading goes on from: the last id delivered, or the stream's last id when listening began. */
+  cursor: string
+  ready: Promise<void>
+}
+
+// The stream entry field holding the frame.
+const FRAME = 'frame'
+// A blocking read returns after this long even when nothing came, so a channel whose CLIENT
+// UNBLOCK was refused (ACLs) or raced the read still joins within this delay.
+const BLOCK_MS = 1000
+// Entries read per stream per round: bounds one reply's size; the next read continues.
+const READ_COUNT = 1000
+// After an unexpected read error (a key changed type under us), wait before reading again
+// rather than spinning; connection errors do not reach this (the read waits for reconnection).
+const ERROR_PAUSE_MS = 1000
+
+/**
+ * A bus on Redis Streams, for several Fastify instances (processes, machines) sharing
+ * channels: publish on one, subscribers on all receive, and a client reconnecting to any of
+ * them with Last-Event-ID resumes without loss (within the history) or duplicates.
+ *
+ * - A channel is a stream `<prefix><name>`; publish is one `XADD … MAXLEN ~ <history>`, whose
+ *   id (`<ms>-<seq>`) is the event's id.
+ * - Each instance reads all its channels with one blocking `XREAD` on one dedicated
+ *   connection, whatever the number of channels and subscribers.
+ * - Replay is `XRANGE` from the Last-Event-ID.
+ * - When the connection drops or Redis restarts, the bus reconnects and reads on from the last
+ *   id it saw on each channel, so connected subscribers lose nothing published meanwhile.
+ *
+ * Needs Redis >= 5 and the `ioredis` package (an optional peer dependency).
+ *
+ * @example
+ * import fastifyConduit from 'fastify-conduit'
+ * import { redisBus } from 'fastify-conduit/redis'
+ * await app.register(fastifyConduit, { bus: redisBus({ url: process.env.REDIS_URL }) })
+ */
+export function redisBus (options: RedisBusOptions = {}): Bus {
+  return new RedisBus(options)
+}
+
+class RedisBus implements Bus {
+  readonly history: number
+  /** Where Redis is, as logs and errors may show it (no password). */
+  readonly #url: string
+  readonly #connectUrl: string
+  readonly #client: Redis | undefined
+  readonly #prefix: string
+  /** Every channel listened to, by stream key. */
+  readonly #streams = new Map<string, Stream>()
+  /** Those of them positioned, which the read loop reads. */
+  readonly #reading = new Map<string, Stream>()
+  #started: Promise<Redis> | undefined
+  #reader: Redis | undefined
+  #readerId: number | undefined
+  #blocked = false
+  #wake: (() => void) | undefined
+  #pause: NodeJS.Timeout | undefined
+  #log: BusLogger | undefined
+  /** The last connection error ioredis reported: why a connection attempt failed. */
+  #lastError: Error | undefined
+  #users = 0
+  #closed = false
+  // Rejects when the bus closes: commands queued during an outage would otherwise wait for a
+  // reconnection that close() cancels, and their callers forever.
+  readonly #closing: Promise<never>
+  #rejectClosing: (err: Error) => void = noop
+
+  constructor (options: RedisBusOptions) {
+    this.#closing = new Promise<never>((resolve, reject) => { this.#rejectClosing = reject })
+    this.#closing.catch(noop)
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('redisBus options', 'must be an object')
+    const { url, client, prefix = 'conduit:', history = 1000 } = options
+    if (url !== undefined && client !== undefined) throw new InvalidOptionError('url', 'cannot be given with client')
+    if (url !== undefined && (typeof url !== 'string' || url === '')) throw new InvalidOptionError('url', 'must be a redis:// URL')
+    if (client !== undefined && (typeof client !== 'object' || client === null || typeof client.duplicate !== 'function')) {
+      throw new InvalidOptionError('client', 'must be an ioredis client')
+    }
+    if (typeof prefix !== 'string') throw new InvalidOptionError('prefix', 'must be a string')
+    if (!Number.isSafeInteger(history) || history < 1) throw new InvalidOptionError('history', 'must be a positive integer')
+    this.#client = client
+    this.#connectUrl = url ?? 'redis://127.0.0.1:6379'
+    this.#url = client === undefined ? redact(this.#connectUrl) : `redis://${client.options.host}:${client.options.port}`
+    this.#prefix = prefix
+    this.history = history
+  }
+
+  async ready (log?: BusLogger): Promise<void> {
+    this.#users++
+    if (log !== undefined) this.#log = log
+    await this.#connect()
+  }
+
+  publish (channel: string, body: string, history: number): Promise<string> {
+    return this.#run(`cannot publish to "${channel}"`, (command) =>
+      command.xadd(this.#prefix + channel, 'MAXLEN', '~', history, '*', FRAME, body) as Promise<string>)
+  }
+
+  listen (channel: string, listener: BusListener): BusListening {
+    const key = this.#prefix + channel
+    let stream = this.#streams.get(key)
+    if (stream === undefined) {
+      const created: Stream = { listeners: new Set(), cursor: '0-0', ready: Promise.resolve() }
+      created.ready = this.#position(key, created)
+      created.ready.catch(noop)
+      this.#streams.set(key, created)
+      stream = created
+    }
+    stream.listeners.add(listener)
+    const listening = stream
+    return {
+      ready: listening.ready,
+      stop: () => {
+        listening.listeners.delete(listener)
+        if (listening.listeners.size === 0 && this.#streams.get(key) === listening) {
+          this.#streams.delete(key)
+          this.#reading.delete(key)
+        }
+      }
+    }
+  }
+
+  replay (channel: string, afterId: string): Promise<BusReplay> {
+    const key = this.#prefix + channel
+    return this.#run(`cannot replay "${channel}"`, async (command) => {
+      // Read from the id inclusive: if it is still there, trimming (which removes the oldest
+      // first) has removed nothing after it, and what follows is exactly what the client
+      // missed. If it is not, the events after it may be gone (or the id is unknown, or from
+      // before Redis lost its data): replay everything retained and report the gap. (Redis
+      // does not record the newest id MAXLEN trimmed, so an id exactly at the trim boundary
+      // is reported as a gap too: a false alarm, never a silent loss.)
+      if (STREAM_ID.test(afterId)) {
+        const from = await command.xrange(key, afterId, '+')
+        if (from.length > 0 && from[0][0] === afterId) return { entries: entriesOf(from.slice(1)), complete: true }
+      }
+      return { entries: entriesOf(await command.xrange(key, '-', '+')), complete: false }
+    })
+  }
+
+  compare (a: string, b: string): number {
+    return compareStreamIds(a, b)
+  }
+
+  async close (): Promise<void> {
+    if (--this.#users > 0 || this.#closed) return
+    this.#closed = true
+    this.#rejectClosing(new ClosedError('the bus'))
+    clearTimeout(this.#pause)
+    this.#pause = undefined
+    this.#wakeReader()
+    const started = this.#started
+    if (started === undefined) return
+    let command: Redis
+    try {
+      command = await started
+    } catch {
+      return // it never connected, and cleaned up after itself
+    }
+    // Disconnect rather than QUIT: QUIT waits for a reply that, if Redis just went away, comes
+    // only after ioredis gives up reconnecting. Nothing is left to wait for: every pending
+    // call was rejected above, and the read loop sees the bus closed.
+    this.#reader?.disconnect()
+    if (this.#client === undefined) command.disconnect()
+  }
+
+  /**
+   * Runs one command on the command connection (connecting first if need be). Redis errors
+   * become BusError naming what failed and where; close() rejects it with ClosedError.
+   */
+  async #run<T> (what: string, command: (client: Redis) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new ClosedError('the bus')
+    const client = await this.#connect()
+    try {
+      return await Promise.race([command(client), this.#closing])
+    } catch (err) {
+      if ((err as { code?: string }).code === 'FST_ERR_CONDUIT_CLOSED') throw err
+      throw new BusError(`${what} on Redis at ${this.#url}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  #connect (): Promise<Redis> {
+    this.#started ??= this.#start()
+    return this.#started
+  }
+
+  async #start (): Promise<Redis> {
+    const RedisClient = await loadIoredis()
+    const own = this.#client === undefined
+    const command = this.#client ?? new RedisClient(this.#connectUrl, { lazyConnect: true })
+    // The reading connection waits out any outage (no retry limit) and resends its pending
+    // XREAD after reconnecting: the ids in it are where each channel stopped.
+    const reader = command.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, autoResendUnfulfilledCommands: true })
+    this.#watch(reader, 'reader')
+    if (own) this.#watch(command, 'command')
+    reader.on('ready', () => {
+      // CLIENT UNBLOCK needs this connection's id, which changes with every reconnection.
+      reader.client('ID').then((id) => { this.#readerId = id }, noop)
+    })
+    reader.on('close', () => { this.#readerId = undefined })
+    try {
+      if (own) await command.connect()
+      else await command.ping()
+      await reader.connect()
+    } catch (err) {
+      reader.disconnect()
+      if (own) command.disconnect()
+      // ioredis rejects with "Connection is closed"; its 'error' event said why.
+      const reason = this.#lastError ?? err as Error
+      throw new BusError(`cannot reach Redis at ${this.#url}: ${reason.message}`, { cause: reason })
+    }
+    this.#reader = reader
+    this.#read(reader).catch((err: unknown) => {
+      /* c8 ignore next -- listeners do not throw; a guard so that a bug is logged, not lost */
+      this.#log?.error({ err }, 'fastify-conduit: the Redis read loop stopped')
+    })
+    return command
+  }
+
+  /**
+   * Logs an outage once when it starts and once when it ends (ioredis retries every few
+   * seconds), never with the URL's password.
+   */
+  #watch (client: Redis, role: string): void {
+    let state: 'connecting' | 'up' | 'down' = 'connecting'
+    // Without an 'error' listener ioredis prints every failed reconnection to the console.
+    client.on('error', (err: Error) => { this.#lastError = err })
+    client.on('reconnecting', () => {
+      if (state !== 'up') return
+      state = 'down'
+      this.#log?.warn({ redis: this.#url, connection: role }, 'fastify-conduit: lost the Redis connection; reconnecting')
+    })
+    client.on('ready', () => {
+      if (state === 'down') this.#log?.info({ redis: this.#url, connection: role }, 'fastify-conduit: reconnected to Redis')
+      state = 'up'
+    })
+  }
+
+  /** Fixes where live delivery starts for a new channel: after its last entry now. */
+  async #position (key: string, stream: Stream): Promise<void> {
+    const last = await this.#run(`cannot listen to "${key.slice(this.#prefix.length)}"`, (command) =>
+      command.xrevrange(key, '+', '-', 'COUNT', 1))
+    if (this.#streams.get(key) !== stream) return // nobody listens any more
+    // Trimming never removes the newest entry, so the last entry is the last id issued; a
+    // missing stream reads from the start, which is everything published from now on.
+    stream.cursor = last.length > 0 ? last[0][0] : '0-0'
+    this.#reading.set(key, stream)
+    if (this.#wake !== undefined) this.#wakeReader()
+    else if (this.#blocked && this.#readerId !== undefined) {
+      // The reader is blocked on the other channels: unblock it so it reads this one too.
+      const reader = this.#readerId
+      this.#run('cannot unblock the reader', (command) => command.client('UNBLOCK', reader)).catch(noop)
+    }
+  }
+
+  /** The read loop: one XREAD for every channel this instance listens to, until closed. */
+  async #read (reader: Redis): Promise<void> {
+    while (!this.#closed) {
+      // What this read is for: a reply for a channel since dropped or listened to anew (with
+      // a new position) no longer belongs to anyone and is ignored.
+      const reading = new Map(this.#reading)
+      if (reading.size === 0) {
+        await new Promise<void>((resolve) => { this.#wake = resolve })
+        continue
+      }
+      const streams = [...reading.values()]
+      let reply: Array<[string, Array<[string, string[]]>]> | null
+      this.#blocked = true
+      try {
+        reply = await reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...reading.keys(), ...streams.map((stream) => stream.cursor))
+      } catch (err) {
+        this.#blocked = false
+        if (this.#closed) return
+        this.#log?.error({ err, redis: this.#url }, 'fastify-conduit: reading channels from Redis failed; retrying')
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve
+          this.#pause = setTimeout(() => this.#wakeReader(), ERROR_PAUSE_MS)
+        })
+        continue
+      }
+      this.#blocked = false
+      if (reply !== null && !this.#closed) this.#dispatch(reply, reading)
+    }
+  }
+
+  #dispatch (reply: Array<[string, Array<[string, string[]]>]>, reading: Map<string, Stream>): void {
+    for (const [key, entries] of reply) {
+      const stream = reading.get(key) as Stream
+      if (this.#reading.get(key) !== stream) continue
+      for (const [id, fields] of entries) {
+        stream.cursor = id
+        const body = frameOf(fields)
+        if (body === undefined) continue
+        for (const listener of stream.listeners) listener(id, body)
+      }
+    }
+  }
+
+  #wakeReader (): void {
+    const wake = this.#wake
+    this.#wake = undefined
+    wake?.()
+  }
+}
+
+/** The frame field of a stream entry's `[field, value, …]`; undefined if something else wrote it. */
+function frameOf (fields: string[]): string | undefined {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === FRAME) return fields[i + 1]
+  return undefined
+}
+
+function entriesOf (raw: Array<[string, string[]]>): BusEntry[] {
+  const entries: BusEntry[] = []
+  for (const [id, fields] of raw) {
+    const body = frameOf(fields)
+    if (body !== undefined) entries.push({ id, body })
+  }
+  return entries
+}
+
+/** The URL as it may appear in logs and errors: any password replaced. */
+function redact (url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
+}
+
+function noop (): void {}

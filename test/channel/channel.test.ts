@@ -1,0 +1,324 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import fastifyConduit, { memoryBus } from '../../lib/index.js'
+import type { Channel, ChannelSubscription } from '../../lib/index.js'
+import { BusError } from '../../lib/errors.js'
+import { kAttach } from '../../lib/stream/sink.js'
+import type { StreamSink } from '../../lib/stream/sink.js'
+import { LogCapture, openStream, startApp } from './helpers.js'
+import type { Test } from './suite.js'
+import { ManualBus, nextTurn } from './manual-bus.js'
+
+async function take<M> (subscription: ChannelSubscription<M>, count: number): Promise<M[]> {
+  const messages: M[] = []
+  while (messages.length < count) {
+    const step = await subscription.next()
+    if (step.done === true) break
+    messages.push(step.value)
+  }
+  return messages
+}
+
+async function appWith (t: Test, bus: ManualBus, logs?: LogCapture): Promise<{ channel: Channel, url: string, app: Awaited<ReturnType<typeof startApp>>['app'] }> {
+  let channel!: Channel
+  const { app, url } = await startApp(t, { bus }, (app) => {
+    channel = app.sse.channel('room')
+    app.get('/room', (request, reply) => reply.sse(channel))
+  }, logs === undefined ? {} : { logger: logs.logger })
+  return { channel, url, app }
+}
+
+t.test('a replay that ran ahead of live delivery: the overlap is skipped, nothing is lost', async (t) => {
+  const bus = new ManualBus()
+  const { channel, url } = await appWith(t, bus)
+  const ids = [await channel.publish({ data: 1 }), await channel.publish({ data: 2 }), await channel.publish({ data: 3 })]
+
+  // The replay holds 2 and 3 although live delivery has not reached them yet.
+  const subscription = channel.subscribe({ lastEventId: ids[0] })
+  await subscription.ready
+  const stream = await openStream(url + '/room', { 'last-event-id': ids[0] })
+  t.same((await stream.take(2)).map((frame) => frame.data), ['2', '3'])
+  t.same((await take(subscription, 2)).map((message) => message.data), [2, 3])
+
+  // Live now catches up with 1..3 (skipped: already given) ...
+  bus.deliver('room')
+  await nextTurn()
+  // ... then goes past them: 4 and 5 come live, each once.
+  ids.push(await channel.publish({ data: 4 }))
+  bus.deliver('room')
+  ids.push(await channel.publish({ data: 5 }))
+  bus.deliver('room')
+  t.same((await take(subscription, 2)).map((message) => message.id), ids.slice(3))
+  t.same((await stream.take(2)).map((frame) => frame.id), ids.slice(3))
+  await stream.abort()
+  await subscription.return()
+})
+
+t.test('a batch that holds both replayed and new entries: only the new ones are written', async (t) => {
+  const bus = new ManualBus()
+  const { channel, url } = await appWith(t, bus)
+  const first = await channel.publish({ data: 1 })
+  await channel.publish({ data: 2 })
+  const subscription = channel.subscribe({ lastEventId: first })
+  await subscription.ready
+  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  t.same((await stream.take(1)).map((frame) => frame.data), ['2'])
+  const third = await channel.publish({ data: 3 })
+  bus.deliver('room') // 1, 2 and 3 in one turn
+  t.same((await take(subscription, 2)).map((message) => message.data), [2, 3])
+  t.same((await stream.take(1)).map((frame) => frame.id), [third])
+  await stream.abort()
+  await subscription.return()
+})
+
+t.test('live entries that arrive during the replay are held, then deduplicated against it', async (t) => {
+  const bus = new ManualBus()
+  const { channel, url } = await appWith(t, bus)
+  const first = await channel.publish({ data: 1 })
+  bus.deliver('room')
+  bus.holdReplays()
+  const subscription = channel.subscribe({ lastEventId: first })
+  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  await channel.publish({ data: 2 })
+  bus.deliver('room')
+  await nextTurn() // 2 is flushed: held by the joining subscribers
+  await channel.publish({ data: 3 })
+  bus.deliver('room') // 3 arrived but is not flushed yet when the replay returns
+  bus.releaseReplays() // the replay holds 2 and 3 as well
+  await subscription.ready
+  await channel.publish({ data: 4 })
+  bus.deliver('room')
+  t.same((await take(subscription, 3)).map((message) => message.data), [2, 3, 4])
+  t.same((await stream.take(3)).map((frame) => frame.data), ['2', '3', '4'])
+  await stream.abort()
+  await subscription.return()
+})
+
+t.test('a subscriber without Last-Event-ID gets the entries that arrived while it joined', async (t) => {
+  const bus = new ManualBus()
+  const { channel } = await appWith(t, bus)
+  const early = channel.subscribe()
+  const published = channel.publish({ data: 1 })
+  bus.deliver('room') // before `early` has finished joining: it holds 1
+  await published
+  t.same((await take(early, 1)).map((message) => message.data), [1])
+  await early.return()
+})
+
+t.test('joining subscribers that hold more than maxBufferedBytes are dropped', async (t) => {
+  const bus = new ManualBus()
+  let channel!: Channel
+  const { app, url } = await startApp(t, { bus, maxBufferedBytes: 1000 }, (app) => {
+    channel = app.sse.channel('room')
+    app.get('/room', (request, reply) => reply.sse(channel))
+  })
+  const first = await channel.publish({ data: 0 })
+  bus.holdReplays()
+  const subscription = channel.subscribe({ lastEventId: first })
+  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  for (let n = 0; n < 3; n++) {
+    await channel.publish({ data: 'z'.repeat(400) })
+    bus.deliver('room')
+    await nextTurn()
+  }
+  await t.rejects(subscription.next(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
+  await stream.closed()
+  t.equal(app.sse.stats().slowDisconnects, 2)
+  bus.releaseReplays()
+  await subscription.ready
+  t.equal(bus.listeners('room'), 0, 'nobody left: the channel stopped listening')
+})
+
+t.test('a subscriber that leaves while it joins: nothing is written, the channel stops listening', async (t) => {
+  const bus = new ManualBus()
+  const { app, channel, url } = await appWith(t, bus)
+  const first = await channel.publish({ data: 1 })
+  bus.holdReplays()
+  const subscription = channel.subscribe({ lastEventId: first })
+  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  t.equal(bus.listeners('room'), 1)
+  await subscription.return()
+  await stream.abort()
+  while (app.sse.stats().openStreams > 0) await nextTurn()
+  bus.releaseReplays()
+  await subscription.ready
+  t.equal(bus.listeners('room'), 0)
+  t.same(await subscription.next(), { done: true, value: undefined })
+})
+
+t.test('a replay bigger than maxBufferedBytes fails an iterator at once', async (t) => {
+  const bus = new ManualBus()
+  const { app } = await startApp(t, { bus, maxBufferedBytes: 1000 })
+  const channel = app.sse.channel('big')
+  const first = await channel.publish({ data: 0 })
+  for (let n = 0; n < 5; n++) await channel.publish({ data: 'w'.repeat(400) })
+  const subscription = channel.subscribe({ lastEventId: first })
+  await subscription.ready
+  await t.rejects(subscription.next(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
+  t.equal(app.sse.stats().slowDisconnects, 1)
+})
+
+t.test('a stream that left while its replay was failing ends quietly', async (t) => {
+  const bus = new ManualBus()
+  const logs = new LogCapture()
+  const { app, channel, url } = await appWith(t, bus, logs)
+  const first = await channel.publish({ data: 1 })
+  bus.holdReplays()
+  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  await stream.abort()
+  while (app.sse.stats().openStreams > 0) await nextTurn()
+  bus.failReplay = new BusError('replay failed')
+  bus.releaseReplays()
+  await nextTurn()
+  t.equal(logs.count('channel subscription failed'), 0, 'nobody to tell')
+  t.equal(bus.listeners('room'), 0)
+})
+
+t.test('an iterator drains a long queue in order (the consumed part is compacted away)', async (t) => {
+  const bus = new ManualBus()
+  const { channel } = await appWith(t, bus)
+  const subscription = channel.subscribe()
+  await subscription.ready
+  for (let n = 0; n < 3000; n++) await channel.publish({ data: n })
+  bus.deliver('room')
+  const data = (await take(subscription, 3000)).map((message) => message.data)
+  t.same(data, Array.from({ length: 3000 }, (_, n) => n))
+  await subscription.return()
+})
+
+t.test('a bus that cannot listen: iterators reject, streams end with a log line, the next subscriber retries', async (t) => {
+  const bus = new ManualBus()
+  const logs = new LogCapture()
+  const { channel, url } = await appWith(t, bus, logs)
+  bus.failListen = new BusError('redis is down')
+  const subscription = channel.subscribe()
+  await t.rejects(subscription.ready, { code: 'FST_ERR_CONDUIT_BUS' })
+  await t.rejects(subscription.next(), { code: 'FST_ERR_CONDUIT_BUS' })
+  t.same(await subscription.next(), { done: true, value: undefined })
+  const waiting = channel.subscribe()
+  const pending = waiting.next() // a consumer already waiting gets the error too
+  await t.rejects(pending, { code: 'FST_ERR_CONDUIT_BUS' })
+
+  const stream = await openStream(url + '/room')
+  await stream.closed()
+  const line = await logs.waitFor('channel subscription failed')
+  t.equal((line.err as { code: string }).code, 'FST_ERR_CONDUIT_BUS')
+
+  bus.failListen = undefined
+  const retry = channel.subscribe()
+  await retry.ready
+  await channel.publish({ data: 'back' })
+  bus.deliver('room')
+  t.same((await take(retry, 1)).map((message) => message.data), ['back'])
+  await retry.return()
+})
+
+t.test('a replay that fails ends the subscriber the same way', async (t) => {
+  const bus = new ManualBus()
+  const { channel } = await appWith(t, bus)
+  bus.failReplay = new BusError('replay failed')
+  const subscription = channel.subscribe({ lastEventId: '1-1' })
+  await t.rejects(subscription.ready, { code: 'FST_ERR_CONDUIT_BUS' })
+})
+
+t.test('bus entries that are not channel frames are skipped by iterators, and logged', async (t) => {
+  const bus = memoryBus()
+  const logs = new LogCapture()
+  const { app } = await startApp(t, { bus }, () => {}, { logger: logs.logger })
+  const channel = app.sse.channel('mixed')
+  const first = await channel.publish({ data: 0 })
+  const subscription = channel.subscribe()
+  await subscription.ready
+  await bus.publish('mixed', 'not a frame', 10)
+  await bus.publish('mixed', 'data: {broken\n\n', 10)
+  await bus.publish('mixed', 'event: x\ndata: 1\n', 10)
+  const good = await channel.publish({ data: 'good' })
+  t.same(await take(subscription, 1), [{ event: 'message', data: 'good', id: good }])
+  t.equal(logs.lines.filter((line) => String(line.msg).includes('not a channel frame')).length, 3)
+  // In a replay, too.
+  const replayed = channel.subscribe({ lastEventId: first })
+  t.same(await take(replayed, 1), [{ event: 'message', data: 'good', id: good }])
+  await subscription.return()
+  await replayed.return()
+})
+
+t.test('closing: joining and settling subscribers end too; a closed channel ends new streams at once', async (t) => {
+  const bus = new ManualBus()
+  const { channel, url } = await appWith(t, bus)
+  const first = await channel.publish({ data: 1 })
+  await channel.publish({ data: 2 })
+  const settling = channel.subscribe({ lastEventId: first })
+  const settlingStream = await openStream(url + '/room', { 'last-event-id': first })
+  await settling.ready
+  await settlingStream.take(1)
+  bus.holdReplays()
+  const joining = channel.subscribe({ lastEventId: first })
+  const joiningStream = await openStream(url + '/room', { 'last-event-id': first })
+  channel.close()
+  await settlingStream.closed()
+  await joiningStream.closed()
+  t.same((await take(settling, 5)).map((message) => message.data), [2], 'what was queued, then done')
+  t.same(await joining.next(), { done: true, value: undefined })
+  bus.releaseReplays()
+
+  const late = await openStream(url + '/room') // still streams the closed channel
+
+  await late.closed()
+  t.same(late.frames, [], 'ended at once')
+})
+
+t.test('a stream that ended before the channel attached is stopped and not registered', async (t) => {
+  const bus = new ManualBus()
+  const { channel } = await appWith(t, bus)
+  let stopped = 0
+  const sink = { ended: true, context: { signal: new AbortController().signal }, stop: () => { stopped++ } } as unknown as StreamSink
+  await channel[kAttach](sink)
+  t.equal(stopped, 1)
+  t.equal(bus.listeners('room'), 0)
+})
+
+t.test('the server closing while a replay is pending ends the subscriber', async (t) => {
+  const bus = new ManualBus()
+  const { app, channel } = await appWith(t, bus)
+  const first = await channel.publish({ data: 1 })
+  bus.holdReplays()
+  const joining = channel.subscribe({ lastEventId: first })
+  const closing = app.close()
+  bus.releaseReplays()
+  await closing
+  await joining.ready
+  t.same(await joining.next(), { done: true, value: undefined })
+})
+
+t.test('the bus follows the app: ready() on app.ready(), close() on app.close(), a failing ready fails startup', async (t) => {
+  const bus = new ManualBus()
+  const app = Fastify()
+  await app.register(fastifyConduit, { bus })
+  await app.ready()
+  t.equal(bus.readyCalls, 1)
+  await app.close()
+  t.equal(bus.closeCalls, 1)
+
+  const failing = new ManualBus()
+  failing.failReady = new BusError('cannot reach Redis at redis://example:6379')
+  const broken = Fastify()
+  await broken.register(fastifyConduit, { bus: failing })
+  await t.rejects(async () => { await broken.ready() }, { code: 'FST_ERR_CONDUIT_BUS' })
+  await broken.close()
+})
+
+t.test('plugin options: bus and maxBufferedBytes are checked at registration', async (t) => {
+  for (const bus of [null, {}, 'redis', { ...memoryBus(), ready: 1 }, Object.assign(new ManualBus(), { history: 0 })]) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(fastifyConduit, { bus: bus as never }) }, { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  }
+  for (const maxBufferedBytes of [0, -1, 1.5, '1MB', Infinity]) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(fastifyConduit, { maxBufferedBytes: maxBufferedBytes as never }) }, { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  }
+  const app = Fastify()
+  await app.register(fastifyConduit, { bus: new ManualBus(), maxBufferedBytes: 1024 })
+  await app.ready()
+  t.equal(app.sse.channel('x').name, 'x')
+  await app.close()
+})

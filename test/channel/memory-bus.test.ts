@@ -1,0 +1,90 @@
+import t from 'tap'
+import { memoryBus } from '../../lib/index.js'
+import { compareStreamIds } from '../../lib/channel/bus.js'
+
+t.test('compareStreamIds orders <ms>-<seq> ids numerically, at any size', async (t) => {
+  t.equal(compareStreamIds('5-1', '5-1'), 0)
+  t.ok(compareStreamIds('5-2', '5-10') < 0, 'sequence numerically, not as text')
+  t.ok(compareStreamIds('10-0', '9-99') > 0, 'milliseconds first')
+  t.ok(compareStreamIds('18446744073709551615-1', '18446744073709551614-2') > 0, 'beyond 2^53')
+  t.ok(compareStreamIds('7-3', '7-4') < 0)
+})
+
+t.test('ids are <epoch>-<seq>, strictly increasing per channel', async (t) => {
+  const bus = memoryBus()
+  const a = await bus.publish('c', 'data: 1\n\n', 10)
+  const b = await bus.publish('c', 'data: 2\n\n', 10)
+  t.match(a, /^\d+-1$/)
+  t.ok(bus.compare(a, b) < 0)
+  t.equal(bus.history, 1000)
+})
+
+t.test('replay: within the history exactly what follows; older, unknown or foreign ids replay all with a gap', async (t) => {
+  const bus = memoryBus({ history: 3 })
+  const ids: string[] = []
+  for (let n = 1; n <= 5; n++) ids.push(await bus.publish('c', `data: ${n}\n\n`, 3))
+  const idsOf = (replay: { entries: readonly { id: string }[] }): string[] => replay.entries.map((entry) => entry.id)
+  // Retained: 3, 4, 5. After 2 (the newest dropped): complete; after 1: a gap.
+  t.equal((await bus.replay('c', ids[1])).complete, true)
+  t.same(idsOf(await bus.replay('c', ids[1])), ids.slice(2))
+  t.same(idsOf(await bus.replay('c', ids[3])), ids.slice(4))
+  t.same(idsOf(await bus.replay('c', ids[4])), [])
+  t.equal((await bus.replay('c', ids[4])).complete, true)
+  const old = await bus.replay('c', ids[0])
+  t.same([idsOf(old), old.complete], [ids.slice(2), false])
+  const future = await bus.replay('c', ids[0].replace(/-\d+$/, '-99'))
+  t.same([idsOf(future), future.complete], [ids.slice(2), false])
+  const foreign = await bus.replay('c', '1-3') // another process's (another epoch's) id
+  t.same([idsOf(foreign), foreign.complete], [ids.slice(2), false])
+  const junk = await bus.replay('c', 'junk')
+  t.same([idsOf(junk), junk.complete], [ids.slice(2), false])
+  t.same(await bus.replay('nothing', ids[0]), { entries: [], complete: false })
+})
+
+t.test('a channel whose history changes keeps the newest entries that fit', async (t) => {
+  const bus = memoryBus()
+  const ids: string[] = []
+  for (let n = 1; n <= 6; n++) ids.push(await bus.publish('c', `data: ${n}\n\n`, 4))
+  const all = async (): Promise<string[]> => (await bus.replay('c', 'x')).entries.map((entry) => entry.id)
+  t.same(await all(), ids.slice(2))
+  ids.push(await bus.publish('c', 'data: 7\n\n', 2)) // shrink
+  t.same(await all(), ids.slice(5))
+  ids.push(await bus.publish('c', 'data: 8\n\n', 5)) // grow: nothing dropped comes back
+  ids.push(await bus.publish('c', 'data: 9\n\n', 5))
+  t.same(await all(), ids.slice(5))
+  t.equal((await bus.replay('c', ids[4])).complete, true, 'the newest dropped id is still within history')
+  t.equal((await bus.replay('c', ids[3])).complete, false)
+})
+
+t.test('listeners get entries as they are published; stop() ends that', async (t) => {
+  const bus = memoryBus()
+  const seen: string[] = []
+  const listening = bus.listen('c', (id, body) => seen.push(body))
+  await listening.ready
+  await bus.publish('c', 'one', 10)
+  listening.stop()
+  await bus.publish('c', 'two', 10)
+  t.same(seen, ['one'])
+})
+
+t.test('ready() and close() pair up: a bus shared by two apps closes with the last', async (t) => {
+  const bus = memoryBus()
+  await bus.ready()
+  await bus.ready()
+  await bus.close()
+  t.ok(await bus.publish('c', 'still open', 10))
+  const seen: string[] = []
+  bus.listen('c', (id, body) => seen.push(body))
+  await bus.close()
+  await t.rejects(bus.publish('c', 'closed', 10), { code: 'FST_ERR_CONDUIT_CLOSED' })
+  await t.rejects(bus.listen('c', () => {}).ready, { code: 'FST_ERR_CONDUIT_CLOSED' })
+  bus.listen('c', () => {}).stop()
+  t.same(seen, [])
+})
+
+t.test('options are checked', async (t) => {
+  t.throws(() => memoryBus(null as never), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => memoryBus({ history: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => memoryBus({ history: 2.5 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.equal(memoryBus({ history: 7 }).history, 7)
+})

@@ -1,0 +1,472 @@
+import { once } from 'node:events'
+import { Type } from '@sinclair/typebox'
+import { EventSource } from 'eventsource'
+import type { test } from 'tap'
+import type { Bus, Channel, ChannelMessage, ChannelSubscription } from '../../lib/index.js'
+import { GAP_FRAME } from '../../lib/channel/channel.js'
+import { openStream, RawSubscriber, startApp, uniqueName } from './helpers.js'
+import type { Frame } from './helpers.js'
+
+/** How the suite gets buses: the memory bus, or Redis. */
+export interface BusKit {
+  /** A new bus. */
+  create (options?: { history?: number }): Bus
+  /**
+   * A bus sharing channels with `bus`, for a second Fastify instance: the same object for the
+   * memory bus, another connection to the same Redis and prefix for Redis.
+   */
+  peer (bus: Bus): Bus
+}
+
+/** tap's test object, as a subtest callback receives it. */
+export type Test = Parameters<Parameters<typeof test>[0]>[0]
+
+const Headline = Type.Object({ title: Type.String(), rank: Type.Optional(Type.Integer()) })
+const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
+
+/** Takes `count` messages from a subscription. */
+async function take<M> (subscription: ChannelSubscription<M>, count: number): Promise<M[]> {
+  const messages: M[] = []
+  while (messages.length < count) {
+    const step = await subscription.next()
+    if (step.done === true) break
+    messages.push(step.value)
+  }
+  return messages
+}
+
+function dataOf (frames: Frame[]): unknown[] {
+  return frames.map((frame) => frame.data === undefined ? undefined : JSON.parse(frame.data))
+}
+
+/**
+ * The channel behaviour every bus must give, run by test/channel/memory.test.ts against
+ * memoryBus() and by test/redis/channel.test.ts against redisBus().
+ */
+export function channelSuite (t: Test, kit: BusKit): void {
+  t.test('publish resolves to strictly increasing ids; subscribers get { event, data, id }', async (t) => {
+    const bus = kit.create()
+    const { app } = await startApp(t, { bus })
+    const news = app.sse.channel(uniqueName('news'), { schema: { headline: Headline, done: Done } })
+    const subscription = news.subscribe()
+    await subscription.ready
+    const first = await news.publish({ event: 'headline', data: { title: 'SSE ships', rank: 1 } })
+    const second = await news.publish({ event: 'done', data: { reason: 'stop' } })
+    t.type(first, 'string')
+    t.ok(bus.compare(first, second) < 0, 'ids increase')
+    t.same(await take(subscription, 2), [
+      { event: 'headline', data: { title: 'SSE ships', rank: 1 }, id: first },
+      { event: 'done', data: { reason: 'stop' }, id: second }
+    ])
+    t.equal(subscription.gap, false)
+    const stats = app.sse.stats()
+    t.equal(stats.publishedEvents, 2)
+    t.equal(stats.sentEvents, 2)
+    await subscription.return()
+  })
+
+  t.test('reply.sse(channel): every client gets the same frames, EventSource sees the events', async (t) => {
+    const bus = kit.create()
+    let news!: Channel<{ headline: typeof Headline }>
+    const { url } = await startApp(t, { bus }, (app) => {
+      news = app.sse.channel(uniqueName('news'), { schema: { headline: Headline } })
+      app.get('/news', (request, reply) => reply.sse(news))
+    })
+    // Make the channel live on this instance first: clients that then connect join at once.
+    const warm = news.subscribe()
+    await warm.ready
+    const a = await openStream(url + '/news')
+    const b = await openStream(url + '/news')
+    t.equal(a.status, 200)
+    t.match(a.contentType, /^text\/event-stream/)
+    const source = new EventSource(url + '/news')
+    t.teardown(() => source.close())
+    await once(source, 'open')
+    const received: MessageEvent[] = []
+    const twoEvents = new Promise<void>((resolve) => {
+      source.addEventListener('headline', (event) => {
+        received.push(event)
+        if (received.length === 2) resolve()
+      })
+    })
+
+    const one = await news.publish({ event: 'headline', data: { title: 'one' } })
+    // Properties the schema does not declare are not sent, as with Fastify's serialization.
+    const two = await news.publish({ event: 'headline', data: { title: 'two', rank: 2, extra: true } as never })
+    const framesA = await a.take(2)
+    const framesB = await b.take(2)
+    t.same(framesA.map((frame) => frame.raw), [
+      `id: ${one}\nevent: headline\ndata: {"title":"one"}\n`,
+      `id: ${two}\nevent: headline\ndata: {"title":"two","rank":2}\n`
+    ])
+    t.same(framesB, framesA, 'the same bytes to every client')
+    await twoEvents
+    t.same(received.map((event) => [event.lastEventId, JSON.parse(event.data)]), [
+      [one, { title: 'one' }],
+      [two, { title: 'two', rank: 2 }]
+    ])
+    await a.abort()
+    await b.abort()
+    await warm.return()
+  })
+
+  t.test('Last-Event-ID replays what came after it, then live: no gap, no duplicate at the seam', async (t) => {
+    const bus = kit.create()
+    let channel!: Channel
+    const { url } = await startApp(t, { bus }, (app) => {
+      channel = app.sse.channel(uniqueName('seam'))
+      app.get('/seam', (request, reply) => reply.sse(channel))
+    })
+    const ids: string[] = []
+    for (let n = 1; n <= 5; n++) ids.push(await channel.publish({ event: 'n', data: n }))
+
+    // Publish while the subscriber is still fetching its replay: these events reach it both
+    // in the replay and live, and must be delivered once.
+    const subscription = channel.subscribe({ lastEventId: ids[1] })
+    const during = [channel.publish({ event: 'n', data: 6 }), channel.publish({ event: 'n', data: 7 })]
+    ids.push(...await Promise.all(during))
+    await subscription.ready
+    ids.push(await channel.publish({ event: 'n', data: 8 }))
+    const messages = await take(subscription, 6)
+    t.same(messages.map((message) => message.data), [3, 4, 5, 6, 7, 8])
+    t.same(messages.map((message) => message.id), ids.slice(2))
+    t.equal(subscription.gap, false)
+
+    // The same over HTTP: a client reconnecting with Last-Event-ID.
+    const stream = await openStream(url + '/seam', { 'last-event-id': ids[4] })
+    const racing = channel.publish({ event: 'n', data: 9 })
+    ids.push(await racing)
+    const frames = await stream.take(4)
+    t.same(dataOf(frames), [6, 7, 8, 9])
+    t.same(frames.map((frame) => frame.id), ids.slice(5))
+    ids.push(await channel.publish({ event: 'n', data: 10 }))
+    t.same(dataOf(await stream.take(1)), [10])
+    t.same((await take(subscription, 2)).map((message) => message.data), [9, 10])
+    await stream.abort()
+    await subscription.return()
+  })
+
+  t.test('a Last-Event-ID older than the history, or unknown, replays all retained and signals the gap', async (t) => {
+    const bus = kit.create()
+    let channel!: Channel
+    const { url } = await startApp(t, { bus }, (app) => {
+      channel = app.sse.channel(uniqueName('gap'), { history: 3 })
+      app.get('/gap', (request, reply) => reply.sse(channel))
+    })
+    const ids: string[] = []
+    // Redis trims approximately (by whole nodes of entries): publish well past the history.
+    for (let n = 1; n <= 250; n++) ids.push(await channel.publish({ data: n }))
+
+    const old = channel.subscribe({ lastEventId: ids[0] })
+    await old.ready
+    t.equal(old.gap, true, 'the first event is no longer retained')
+    const retained = await bus.replay(channel.name, 'unknown')
+    t.equal(retained.complete, false)
+    t.ok(retained.entries.length >= 3, 'at least the history is retained')
+    t.same(retained.entries.at(-1)?.id, ids.at(-1))
+    const replayed = await take(old, retained.entries.length)
+    t.same(replayed.map((message) => message.id), retained.entries.map((entry) => entry.id), 'everything retained, in order')
+    await old.return()
+
+    const stream = await openStream(url + '/gap', { 'last-event-id': 'no-such-id' })
+    const [gap, ...frames] = await stream.take(1 + retained.entries.length)
+    t.equal(gap.raw + '\n', GAP_FRAME, 'a comment frame says events were missed')
+    t.same(frames.map((frame) => frame.id), retained.entries.map((entry) => entry.id))
+    await stream.abort()
+
+    const upToDate = channel.subscribe({ lastEventId: ids.at(-1) })
+    await upToDate.ready
+    t.equal(upToDate.gap, false, 'the newest id: nothing missed')
+    const next = await channel.publish({ data: 'next' })
+    t.same(await take(upToDate, 1), [{ event: 'message', data: 'next', id: next }])
+    await upToDate.return()
+  })
+
+  t.test('a channel never published to: an id is unknown, so a gap with nothing to replay', async (t) => {
+    const bus = kit.create()
+    const { app } = await startApp(t, { bus })
+    const channel = app.sse.channel(uniqueName('empty'))
+    const subscription = channel.subscribe({ lastEventId: '1-1' })
+    await subscription.ready
+    t.equal(subscription.gap, true)
+    const id = await channel.publish({ data: 1 })
+    t.same(await take(subscription, 1), [{ event: 'message', data: 1, id }])
+    await subscription.return()
+  })
+
+  t.test('schema: an invalid payload or undeclared event rejects with a code and sends nothing', async (t) => {
+    const bus = kit.create()
+    const { app } = await startApp(t, { bus })
+    const news = app.sse.channel(uniqueName('typed'), { schema: { headline: Headline } })
+    const subscription = news.subscribe()
+    await subscription.ready
+    await t.rejects(news.publish({ event: 'headline', data: { title: 42 } } as never), { code: 'FST_ERR_CONDUIT_INVALID_DATA' })
+    await t.rejects(news.publish({ event: 'other', data: {} } as never), { code: 'FST_ERR_CONDUIT_UNDECLARED_EVENT' })
+    await t.rejects(news.publish({ event: 'headline', data: { title: 'x' }, id: '7' } as never), { code: 'FST_ERR_CONDUIT_INVALID_ID' })
+    await t.rejects(news.publish({ event: 'headline', data: { title: 'x' }, retry: 5 } as never), { code: 'FST_ERR_CONDUIT_INVALID_MESSAGE' })
+    await t.rejects(news.publish({ comment: 'hi' } as never), { code: 'FST_ERR_CONDUIT_INVALID_MESSAGE' })
+    await t.rejects(news.publish({} as never), { code: 'FST_ERR_CONDUIT_INVALID_MESSAGE' })
+    await t.rejects(news.publish(null as never), { code: 'FST_ERR_CONDUIT_INVALID_MESSAGE' })
+    const id = await news.publish({ event: 'headline', data: { title: 'valid' } })
+    t.same(await take(subscription, 1), [{ event: 'headline', data: { title: 'valid' }, id }], 'only the valid one was sent')
+    t.equal(app.sse.stats().publishedEvents, 1)
+    await subscription.return()
+  })
+
+  t.test('without a schema: data is JSON (strings too), events may have no data, names are checked', async (t) => {
+    const bus = kit.create()
+    let channel!: Channel
+    const { url } = await startApp(t, { bus }, (app) => {
+      channel = app.sse.channel(uniqueName('free'))
+      app.get('/free', (request, reply) => reply.sse(channel))
+    })
+    const warm = channel.subscribe()
+    await warm.ready
+    const stream = await openStream(url + '/free')
+    const ids = [
+      await channel.publish({ data: 'line one\nline two' }),
+      await channel.publish({ event: 'ping' }),
+      await channel.publish({ event: 'obj', data: { nested: [1, 'two', null] } })
+    ]
+    await t.rejects(channel.publish({ event: 'bad\nname', data: 1 }), { code: 'FST_ERR_CONDUIT_INVALID_EVENT_NAME' })
+    await t.rejects(channel.publish({ data: 10n }), { code: 'FST_ERR_CONDUIT_UNSERIALIZABLE_DATA' })
+    t.same((await stream.take(3)).map((frame) => frame.raw), [
+      `id: ${ids[0]}\ndata: "line one\\nline two"\n`,
+      `id: ${ids[1]}\nevent: ping\ndata: \n`,
+      `id: ${ids[2]}\nevent: obj\ndata: {"nested":[1,"two",null]}\n`
+    ])
+    t.same(await take(warm, 3), [
+      { event: 'message', data: 'line one\nline two', id: ids[0] },
+      { event: 'ping', data: undefined, id: ids[1] },
+      { event: 'obj', data: { nested: [1, 'two', null] }, id: ids[2] }
+    ])
+    await stream.abort()
+    await warm.return()
+  })
+
+  t.test('a name is one channel: the same options return it, other options are an error', async (t) => {
+    const bus = kit.create()
+    const { app } = await startApp(t, { bus })
+    const name = uniqueName('room')
+    const room = app.sse.channel(name, { schema: { headline: Headline }, history: 10 })
+    t.equal(app.sse.channel(name, { schema: { headline: Headline }, history: 10 }), room)
+    // A schema written inline (a new object per call) is still the same schema.
+    t.equal(app.sse.channel(name, { schema: { headline: Type.Object({ title: Type.String(), rank: Type.Optional(Type.Integer()) }) }, history: 10 }), room)
+    t.equal(room.name, name)
+    t.throws(() => app.sse.channel(name, { schema: { headline: Headline }, history: 11 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    t.throws(() => app.sse.channel(name, { schema: { headline: Done }, history: 10 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    t.throws(() => app.sse.channel(name, { schema: { headline: Headline, done: Done }, history: 10 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    t.throws(() => app.sse.channel(name, { schema: { done: Headline }, history: 10 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    t.throws(() => app.sse.channel(name, { history: 10 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    t.throws(() => app.sse.channel(name, { schema: { headline: Headline }, history: 10, maxBufferedBytes: 1 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    const plain = app.sse.channel(uniqueName('plain'))
+    t.equal(app.sse.channel(plain.name), plain, 'no options: the defaults')
+    t.throws(() => app.sse.channel(plain.name, { schema: { headline: Headline } }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    t.throws(() => app.sse.channel(''), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    t.throws(() => app.sse.channel(42 as never), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    t.throws(() => app.sse.channel('x', null as never), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+    t.throws(() => app.sse.channel('x', { history: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+    t.throws(() => app.sse.channel('x', { history: 1.5 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+    t.throws(() => app.sse.channel('x', { maxBufferedBytes: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+    t.throws(() => app.sse.channel('x', { schema: {} }), { code: 'FST_ERR_CONDUIT_INVALID_SCHEMA' })
+    t.throws(() => room.subscribe({ lastEventId: 5 as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  })
+
+  t.test('two instances sharing the bus: publish on A, subscribers on B receive; B replays what a reconnecting client missed', async (t) => {
+    const busA = kit.create()
+    const busB = kit.peer(busA)
+    const name = uniqueName('shared')
+    const a = await startApp(t, { bus: busA })
+    let onB!: Channel<{ headline: typeof Headline }>
+    const b = await startApp(t, { bus: busB }, (app) => {
+      onB = app.sse.channel(name, { schema: { headline: Headline } })
+      app.get('/news', (request, reply) => reply.sse(onB))
+    })
+    const onA = a.app.sse.channel(name, { schema: { headline: Headline } })
+    const warm = onB.subscribe()
+    await warm.ready
+
+    const stream = await openStream(b.url + '/news')
+    const source = new EventSource(b.url + '/news')
+    t.teardown(() => source.close())
+    await once(source, 'open')
+    const sourceIds: string[] = []
+    const sawFive = new Promise<void>((resolve) => source.addEventListener('headline', (event) => {
+      sourceIds.push(event.lastEventId)
+      if (sourceIds.length === 5) resolve()
+    }))
+
+    const ids = [
+      await onA.publish({ event: 'headline', data: { title: 'one' } }),
+      await onA.publish({ event: 'headline', data: { title: 'two' } })
+    ]
+    const seen = await stream.take(2)
+    t.same(seen.map((frame) => frame.id), ids)
+    t.same(dataOf(seen), [{ title: 'one' }, { title: 'two' }])
+    await stream.abort()
+
+    // The client is away while A publishes three more; it comes back to B with its last id.
+    ids.push(await onA.publish({ event: 'headline', data: { title: 'three' } }))
+    ids.push(await onA.publish({ event: 'headline', data: { title: 'four' } }))
+    const back = await openStream(b.url + '/news', { 'last-event-id': ids[1] })
+    ids.push(await onA.publish({ event: 'headline', data: { title: 'five' } }))
+    const missed = await back.take(3)
+    t.same(missed.map((frame) => frame.id), ids.slice(2), 'exactly what was missed, then live')
+    t.same(dataOf(missed), [{ title: 'three' }, { title: 'four' }, { title: 'five' }])
+    await sawFive
+    t.same(sourceIds, ids, 'a client that stayed connected got all five')
+    t.equal(a.app.sse.stats().publishedEvents, 5)
+    t.equal(b.app.sse.stats().publishedEvents, 0)
+    source.close()
+    await back.abort()
+    await warm.return()
+  })
+
+  t.test('1,000 subscribers on one channel all receive every event, in order', async (t) => {
+    const bus = kit.create()
+    let channel!: Channel
+    const { app, port } = await startApp(t, { bus, maxConnections: 2000 }, (app) => {
+      channel = app.sse.channel(uniqueName('crowd'))
+      app.get('/crowd', (request, reply) => reply.sse(channel))
+    })
+    const warm = channel.subscribe()
+    await warm.ready
+    const subscribers: RawSubscriber[] = []
+    t.teardown(() => { for (const subscriber of subscribers) subscriber.close() })
+    for (let i = 0; i < 1000; i++) subscribers.push(new RawSubscriber(port, '/crowd'))
+    await Promise.all(subscribers.map((subscriber) => subscriber.head))
+    t.equal(app.sse.stats().openStreams, 1000)
+
+    const ids: string[] = []
+    for (let n = 0; n < 20; n++) {
+      // Some in one event-loop turn (one shared Buffer), some apart.
+      if (n % 5 === 0) ids.push(...await Promise.all([channel.publish({ data: n }), channel.publish({ data: ++n })]))
+      else ids.push(await channel.publish({ data: n }))
+    }
+    const received = await Promise.all(subscribers.map((subscriber) => subscriber.queue.take(ids.length)))
+    const expected = ids.join(',')
+    t.equal(received.filter((frames) => frames.map((frame) => frame.id).join(',') === expected).length, 1000,
+      'every subscriber got every id in order')
+    t.same(dataOf(received[999]), Array.from({ length: ids.length }, (_, n) => n))
+    t.equal(app.sse.stats().sentEvents, 1000 * ids.length + ids.length)
+    await warm.return()
+  })
+
+  t.test('a subscriber that stops reading is dropped past maxBufferedBytes, and counted; the others are not held back', async (t) => {
+    const bus = kit.create()
+    const maxBufferedBytes = 256 * 1024
+    let channel!: Channel
+    const { app, port } = await startApp(t, { bus, maxBufferedBytes }, (app) => {
+      channel = app.sse.channel(uniqueName('slow'))
+      app.get('/slow', (request, reply) => reply.sse(channel))
+    })
+    const warm = channel.subscribe()
+    await warm.ready
+    const slow = new RawSubscriber(port, '/slow')
+    const healthy = new RawSubscriber(port, '/slow')
+    t.teardown(() => { slow.close(); healthy.close() })
+    await Promise.all([slow.head, healthy.head])
+    slow.socket.pause()
+
+    const payload = 'x'.repeat(32 * 1024)
+    let published = 0
+    let maxQueued = 0
+    // The socket buffers of the kernel fill first, then the server's queue: publish until the
+    // slow one is dropped (the bound below only stops a broken implementation from looping).
+    while (app.sse.stats().slowDisconnects === 0 && published < 5000) {
+      await channel.publish({ data: payload })
+      published++
+      await take(warm, 1)
+      await healthy.queue.waitFor(published)
+      maxQueued = Math.max(maxQueued, app.sse.stats().queuedBytes)
+    }
+    t.equal(app.sse.stats().slowDisconnects, 1, 'dropped and counted')
+    t.ok(maxQueued <= maxBufferedBytes + payload.length * 2, `the server never queued much more than the bound (max ${maxQueued})`)
+    // A paused socket does not see the server close it until it reads again.
+    slow.socket.resume()
+    await slow.queue.closed()
+    t.pass('the slow client was disconnected')
+    await channel.publish({ data: 'after' })
+    const frames = await healthy.queue.waitFor(published + 1)
+    t.equal(frames.length, published + 1, 'the healthy one got everything')
+    t.equal(app.sse.stats().openStreams, 1)
+    await warm.return()
+  })
+
+  t.test('an iterator that stops pulling gets FST_ERR_CONDUIT_SLOW_SUBSCRIBER instead of growing', async (t) => {
+    const bus = kit.create()
+    const { app } = await startApp(t, { bus })
+    const channel = app.sse.channel(uniqueName('lazy'), { maxBufferedBytes: 10_000 })
+    const lazy = channel.subscribe()
+    const eager = channel.subscribe()
+    await Promise.all([lazy.ready, eager.ready])
+    const payload = 'y'.repeat(1000)
+    for (let n = 0; n < 12; n++) {
+      await channel.publish({ data: payload })
+      await take(eager, 1)
+    }
+    await t.rejects(lazy.next(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
+    t.same(await lazy.next(), { done: true, value: undefined }, 'then it is done')
+    t.same(await lazy.return(), { done: true, value: undefined })
+    t.equal(app.sse.stats().slowDisconnects, 1)
+    await eager.return()
+  })
+
+  t.test('subscriptions end on abort, on break, on channel.close() and on app.close(); then publish rejects', async (t) => {
+    const bus = kit.create()
+    let room!: Channel
+    const { app, url } = await startApp(t, { bus }, (app) => {
+      room = app.sse.channel(uniqueName('room'))
+      app.get('/room', (request, reply) => reply.sse(room))
+    })
+    const controller = new AbortController()
+    const aborted = room.subscribe({ signal: controller.signal })
+    await aborted.ready
+    const pending = aborted.next()
+    controller.abort()
+    t.same(await pending, { done: true, value: undefined })
+
+    const early = new AbortController()
+    early.abort()
+    const never = room.subscribe({ signal: early.signal })
+    await never.ready
+    t.same(await never.next(), { done: true, value: undefined })
+
+    const looped: Array<ChannelMessage<undefined>> = []
+    const loop = (async () => {
+      // eslint-disable-next-line no-unreachable-loop -- what `break` does to the iterator is the test
+      for await (const message of room.subscribe()) {
+        looped.push(message)
+        break
+      }
+    })()
+    const open = room.subscribe()
+    await open.ready
+    const stream = await openStream(url + '/room')
+    await room.publish({ data: 1 })
+    await loop
+    t.equal(looped.length, 1)
+    t.same(dataOf(await stream.take(1)), [1])
+
+    room.close()
+    room.close()
+    t.same(await take(open, 2), [{ event: 'message', data: 1, id: looped[0].id }], 'what was queued, then done')
+    await stream.closed()
+    t.pass('the stream ended')
+    await t.rejects(room.publish({ data: 2 }), { code: 'FST_ERR_CONDUIT_CLOSED' })
+    const after = room.subscribe()
+    await after.ready
+    t.same(await after.next(), { done: true, value: undefined })
+    const again = app.sse.channel(room.name)
+    t.not(again, room, 'a closed channel is forgotten: the name makes a new one')
+
+    const live = again.subscribe()
+    await live.ready
+    const late = again.subscribe({ lastEventId: looped[0].id })
+    await app.close()
+    t.same(await live.next(), { done: true, value: undefined }, 'app.close() ends subscriptions')
+    t.same(await late.next(), { done: true, value: undefined })
+    t.throws(() => app.sse.channel('new'), { code: 'FST_ERR_CONDUIT_CLOSED' })
+    await t.rejects(again.publish({ data: 3 }), { code: 'FST_ERR_CONDUIT_CLOSED' })
+  })
+}

@@ -1,0 +1,51 @@
+import Fastify from 'fastify'
+import fastifyConduit from 'fastify-conduit'
+import t from 'tap'
+import { metrics } from '../../example/metrics.ts'
+import { FrameReader, listen } from '../helpers.ts'
+
+interface Sample { at: number, cpu: number, memory: number, heap: number, eventLoopDelay: number, openStreams: number }
+
+const parse = (frame: string | undefined): { id: string, data: Sample } => {
+  const [, id, data] = /^event: metrics\nid: (\d+)\ndata: (.*)\n\n$/.exec(frame ?? '') ?? []
+  return { id, data: JSON.parse(data) }
+}
+
+t.test('samples every interval; a client that reconnects gets only newer ones', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit, { heartbeat: false })
+  await app.register(metrics, { interval: 20, history: 5 })
+  t.teardown(() => app.close())
+  const url = await listen(app)
+
+  const reader = await FrameReader.open(url + '/metrics')
+  const first = [parse(await reader.next()), parse(await reader.next()), parse(await reader.next())]
+  reader.close()
+  for (const { id, data } of first) {
+    t.equal(id, String(data.at), 'the id is the sample time')
+    t.same(Object.keys(data).sort(), ['at', 'cpu', 'eventLoopDelay', 'heap', 'memory', 'openStreams'])
+    t.ok(data.memory > 0 && data.heap > 0 && data.cpu >= 0 && data.eventLoopDelay >= 0)
+  }
+  t.ok(first[0].data.at < first[1].data.at && first[1].data.at < first[2].data.at)
+  t.ok(first.some(({ data }) => data.openStreams >= 1), 'counts its own stream')
+
+  const resumed = await FrameReader.open(url + '/metrics', { 'last-event-id': first[1].id })
+  const next = parse(await resumed.next())
+  resumed.close()
+  t.ok(next.data.at > first[1].data.at, 'nothing at or before Last-Event-ID')
+})
+
+t.test('a new client first gets the recent history, at once', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit, { heartbeat: false })
+  await app.register(metrics, { interval: 10, history: 100 })
+  t.teardown(() => app.close())
+  const url = await listen(app)
+  const early = await FrameReader.open(url + '/metrics')
+  const seen = [parse(await early.next()), parse(await early.next()), parse(await early.next())]
+  early.close()
+  const late = await FrameReader.open(url + '/metrics')
+  const first = parse(await late.next())
+  late.close()
+  t.ok(first.data.at <= seen[2].data.at, 'the backlog comes before live samples')
+})

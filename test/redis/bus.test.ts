@@ -1,0 +1,267 @@
+import { createServer } from 'node:net'
+import Fastify from 'fastify'
+import t from 'tap'
+import fastifyConduit from '../../lib/index.js'
+import type { Channel, ChannelSubscription } from '../../lib/index.js'
+import { redisBus } from '../../lib/redis/index.js'
+import { loadIoredis } from '../../lib/redis/client.js'
+import { LogCapture, openStream, startApp, uniqueName } from '../channel/helpers.js'
+import { deleteKeys, needRedis, REDIS_URL, testClient, testPrefix } from './helpers.js'
+
+async function take<M> (subscription: ChannelSubscription<M>, count: number): Promise<M[]> {
+  const messages: M[] = []
+  while (messages.length < count) {
+    const step = await subscription.next()
+    if (step.done === true) break
+    messages.push(step.value)
+  }
+  return messages
+}
+
+/** A port nothing listens on. */
+async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+t.test('options are checked when the bus is made', async (t) => {
+  t.throws(() => redisBus(null as never), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => redisBus({ url: REDIS_URL, client: testClient() }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => redisBus({ url: '' }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => redisBus({ url: 42 as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => redisBus({ client: {} as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => redisBus({ client: null as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => redisBus({ prefix: 1 as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => redisBus({ history: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.equal(redisBus().history, 1000)
+  t.equal(redisBus({ history: 5 }).history, 5)
+})
+
+t.test('ioredis is loaded only when used, with a coded error when it is missing', async (t) => {
+  await t.rejects(loadIoredis('ioredis-is-not-installed'), { code: 'FST_ERR_CONDUIT_MISSING_DEPENDENCY' })
+  t.equal(typeof await loadIoredis(), 'function')
+})
+
+t.test('an unreachable Redis fails app.ready() with a coded error naming the URL, never its password', async (t) => {
+  const port = await closedPort()
+  const app = Fastify()
+  await app.register(fastifyConduit, { bus: redisBus({ url: `redis://user:s3cret@127.0.0.1:${port}` }) })
+  const err = await app.ready().then(() => undefined, (err: Error & { code: string }) => err)
+  t.equal(err?.code, 'FST_ERR_CONDUIT_BUS')
+  t.match(err?.message, `redis://user:***@127.0.0.1:${port}`)
+  t.notMatch(err?.message, 's3cret')
+  t.match(err?.message, 'ECONNREFUSED')
+  await app.close()
+  t.pass('closes cleanly after a failed start')
+})
+
+t.test('an application client that cannot connect fails app.ready() too', async (t) => {
+  const port = await closedPort()
+  const client = testClient(`redis://127.0.0.1:${port}`)
+  const app = Fastify()
+  await app.register(fastifyConduit, { bus: redisBus({ client }) })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_CONDUIT_BUS', message: new RegExp(`127\\.0\\.0\\.1:${port}`) })
+  await app.close()
+  client.disconnect()
+})
+
+if (await needRedis(t)) {
+  const prefix = testPrefix()
+  t.teardown(() => deleteKeys(prefix))
+  const bus = (options = {}): ReturnType<typeof redisBus> => redisBus({ url: REDIS_URL, prefix, ...options })
+
+  t.test('a bus made but never started closes at once', async (t) => {
+    await bus().close()
+    t.pass()
+  })
+
+  t.test('one bus shared by two apps closes with the last; then it refuses work', async (t) => {
+    const shared = bus()
+    const a = await startApp(t, { bus: shared })
+    const b = await startApp(t, { bus: shared })
+    const name = uniqueName('shared')
+    await a.app.close()
+    t.ok(await b.app.sse.channel(name).publish({ data: 1 }), 'still open for the other app')
+    await b.app.close()
+    await t.rejects(shared.publish(name, 'data: 2\n\n', 10), { code: 'FST_ERR_CONDUIT_CLOSED' })
+    await t.rejects(shared.replay(name, '1-1'), { code: 'FST_ERR_CONDUIT_CLOSED' })
+    await t.rejects(shared.listen(name, () => {}).ready, { code: 'FST_ERR_CONDUIT_CLOSED' })
+  })
+
+  t.test('with a client of the application: used for commands, copied for reading, never closed', async (t) => {
+    const client = testClient()
+    t.teardown(() => client.quit())
+    const { app } = await startApp(t, { bus: redisBus({ client, prefix }) })
+    const channel = app.sse.channel(uniqueName('own'))
+    const subscription = channel.subscribe()
+    await subscription.ready
+    const id = await channel.publish({ data: 'hi' })
+    t.same(await take(subscription, 1), [{ event: 'message', data: 'hi', id }])
+    // Errors name where Redis is (from the client's options).
+    await client.set(prefix + 'not-a-stream', 'x')
+    const err = await app.sse.channel('not-a-stream').publish({ data: 1 }).catch((err: Error) => err)
+    t.match(err, { code: 'FST_ERR_CONDUIT_BUS', message: /redis:\/\/127\.0\.0\.1:6379|redis:\/\/localhost:6379|redis:\/\// })
+    await app.close()
+    t.equal(await client.ping(), 'PONG', 'the application client is still open')
+  })
+
+  t.test('a key that is not a stream: publish, listen and replay fail with FST_ERR_CONDUIT_BUS', async (t) => {
+    const client = testClient()
+    await client.connect()
+    t.teardown(() => client.quit())
+    const name = uniqueName('string')
+    await client.set(prefix + name, 'not a stream')
+    const logs = new LogCapture()
+    let channel!: Channel
+    const { url } = await startApp(t, { bus: bus() }, (app) => {
+      channel = app.sse.channel(name)
+      app.get('/s', (request, reply) => reply.sse(channel))
+    }, { logger: logs.logger })
+    await t.rejects(channel.publish({ data: 1 }), { code: 'FST_ERR_CONDUIT_BUS' })
+    await t.rejects(channel.subscribe().ready, { code: 'FST_ERR_CONDUIT_BUS' })
+    await t.rejects(channel.subscribe({ lastEventId: '1-1' }).ready, { code: 'FST_ERR_CONDUIT_BUS' })
+    const stream = await openStream(url + '/s')
+    await stream.closed()
+    t.match((await logs.waitFor('channel subscription failed')).err, { code: 'FST_ERR_CONDUIT_BUS' })
+
+    // Once the key is a stream again, the channel works: failures are not sticky.
+    await client.del(prefix + name)
+    const subscription = channel.subscribe({ lastEventId: '0-0' })
+    await subscription.ready
+    const id = await channel.publish({ data: 'ok' })
+    t.same(await take(subscription, 1), [{ event: 'message', data: 'ok', id }])
+    await subscription.return()
+  })
+
+  t.test('a channel subscribed while the reader is blocked on others joins at once (CLIENT UNBLOCK)', async (t) => {
+    const client = testClient()
+    await client.connect()
+    t.teardown(() => client.quit())
+    const unblocks = async (): Promise<number> => {
+      const stats = await client.info('commandstats')
+      return Number(/cmdstat_client\|unblock:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+    }
+    const a = await startApp(t, { bus: bus() })
+    const b = await startApp(t, { bus: bus() })
+    const first = b.app.sse.channel(uniqueName('first')).subscribe()
+    await first.ready
+    const before = await unblocks()
+    const name = uniqueName('second')
+    const second = b.app.sse.channel(name).subscribe()
+    await second.ready
+    const id = await a.app.sse.channel(name).publish({ data: 'prompt' })
+    t.same(await take(second, 1), [{ event: 'message', data: 'prompt', id }])
+    t.ok(await unblocks() > before, 'the blocked XREAD was interrupted to add the new channel')
+    await first.return()
+    await second.return()
+  })
+
+  t.test('a subscriber that leaves before the bus has positioned the channel', async (t) => {
+    const { app } = await startApp(t, { bus: bus() })
+    const channel = app.sse.channel(uniqueName('brief'))
+    const subscription = channel.subscribe()
+    await subscription.return()
+    await subscription.ready
+    const again = channel.subscribe()
+    await again.ready
+    const id = await channel.publish({ data: 1 })
+    t.same(await take(again, 1), [{ event: 'message', data: 1, id }])
+    await again.return()
+  })
+
+  t.test('a listener stopped before its channel was positioned is never read for', async (t) => {
+    const direct = bus()
+    await direct.ready()
+    const listening = direct.listen(uniqueName('gone'), () => t.fail('nothing should arrive'))
+    listening.stop()
+    await listening.ready
+    await direct.close()
+    t.pass()
+  })
+
+  t.test('a reply for a channel dropped while its read was in flight is ignored', async (t) => {
+    const client = testClient()
+    await client.connect()
+    t.teardown(() => client.quit())
+    const direct = bus()
+    await direct.ready()
+    t.teardown(() => direct.close())
+    const dropped = uniqueName('dropped')
+    const seen: string[] = []
+    const first = direct.listen(dropped, (id, body) => seen.push(body))
+    await first.ready
+    // The reader is now blocked on `dropped`: stop listening and write to it while it waits.
+    first.stop()
+    await client.xadd(prefix + dropped, '*', 'frame', 'data: 1\n\n')
+    // A channel listened to afterwards gets its entries: the loop went on past the stale reply.
+    const kept = uniqueName('kept')
+    const arrived = new Promise<string>((resolve) => direct.listen(kept, (id, body) => resolve(body)).ready.then(() =>
+      client.xadd(prefix + kept, '*', 'frame', 'data: 2\n\n')))
+    t.equal(await arrived, 'data: 2\n\n')
+    t.same(seen, [], 'the dropped listener got nothing')
+  })
+
+  t.test('replay from an id still retained is exact; from a trimmed one it reports the gap', async (t) => {
+    const { app } = await startApp(t, { bus: bus() })
+    const channel = app.sse.channel(uniqueName('trim'), { history: 3 })
+    const ids: string[] = []
+    for (let n = 0; n < 250; n++) ids.push(await channel.publish({ data: n }))
+    const replayBus = bus()
+    const all = await replayBus.replay(channel.name, 'not-an-id')
+    t.equal(all.complete, false)
+    const oldest = ids.indexOf(all.entries[0].id)
+    t.ok(oldest > 0, 'Redis trimmed some')
+    const exact = await replayBus.replay(channel.name, ids[oldest])
+    t.equal(exact.complete, true)
+    t.same(exact.entries.map((entry) => entry.id), ids.slice(oldest + 1))
+    const trimmed = await replayBus.replay(channel.name, ids[oldest - 1])
+    t.equal(trimmed.complete, false, 'at the trim boundary: reported as a gap (Redis does not say where trimming stopped)')
+    t.same(trimmed.entries.map((entry) => entry.id), ids.slice(oldest))
+    const before = await replayBus.replay(channel.name, '0-0')
+    t.equal(before.complete, false)
+    await replayBus.close()
+  })
+
+  t.test('stream entries written by something else are skipped, live and in replays', async (t) => {
+    const client = testClient()
+    await client.connect()
+    t.teardown(() => client.quit())
+    const { app } = await startApp(t, { bus: bus() })
+    const channel = app.sse.channel(uniqueName('foreign'))
+    const first = await channel.publish({ data: 0 })
+    const live = channel.subscribe()
+    await live.ready
+    await client.xadd(prefix + channel.name, '*', 'other', 'field')
+    const id = await channel.publish({ data: 1 })
+    t.same(await take(live, 1), [{ event: 'message', data: 1, id }])
+    const replayed = channel.subscribe({ lastEventId: first })
+    t.same(await take(replayed, 1), [{ event: 'message', data: 1, id }])
+    await live.return()
+    await replayed.return()
+  })
+
+  t.test('a read that fails (a key changed type under the reader) is logged and retried', async (t) => {
+    const client = testClient()
+    await client.connect()
+    t.teardown(() => client.quit())
+    const logs = new LogCapture()
+    const { app } = await startApp(t, { bus: bus() }, () => {}, { logger: logs.logger })
+    const channel = app.sse.channel(uniqueName('retype'))
+    const subscription = channel.subscribe()
+    await subscription.ready
+    await client.set(prefix + channel.name, 'now a string')
+    // Wake the reader (a new channel unblocks it) so that it reads the changed key.
+    const other = app.sse.channel(uniqueName('other')).subscribe()
+    await other.ready
+    const line = await logs.waitFor('reading channels from Redis failed')
+    t.ok(line.err, 'with the reason')
+    await client.del(prefix + channel.name)
+    const id = await channel.publish({ data: 'recovered' })
+    t.same(await take(subscription, 1), [{ event: 'message', data: 'recovered', id }])
+    await subscription.return()
+    await other.return()
+  })
+}

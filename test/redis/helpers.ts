@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+
+/** The Redis the tests use: 127.0.0.1:6379 unless REDIS_URL says otherwise. */
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** In CI (CI=true) missing Redis is a failure; elsewhere the Redis tests are skipped, visibly. */
+export const REQUIRE_REDIS = process.env.CI === 'true'
+
+/** A plain client for the tests' own checks; no retries, so a missing server fails fast. */
+export function testClient (url = REDIS_URL): Redis {
+  const client = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 2000 })
+  client.on('error', () => {})
+  return client
+}
+
+export async function redisReachable (url = REDIS_URL): Promise<boolean> {
+  const client = testClient(url)
+  try {
+    await client.connect()
+    await client.ping()
+    return true
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+interface Skippable {
+  fail (message: string): void
+  skip (name: string, cb: () => void): unknown
+}
+
+/**
+ * True when Redis answers. Otherwise fails the file under CI=true, or skips it with a
+ * visible reason (there is no Redis to test against on this machine).
+ */
+export async function needRedis (t: Skippable): Promise<boolean> {
+  if (await redisReachable()) return true
+  const reason = `Redis tests need a server at ${REDIS_URL} (set REDIS_URL)`
+  if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires them')
+  else t.skip(reason, () => {})
+  return false
+}
+
+/** A key prefix of its own for one test file, so runs never meet; see deleteKeys. */
+export function testPrefix (): string {
+  return `conduit-test:${randomBytes(6).toString('hex')}:`
+}
+
+/** Deletes every key under `prefix`. */
+export async function deleteKeys (prefix: string, url = REDIS_URL): Promise<void> {
+  const client = testClient(url)
+  try {
+    await client.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', prefix + '*', 'COUNT', 1000)
+      if (keys.length > 0) await client.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  } finally {
+    client.disconnect()
+  }
+}

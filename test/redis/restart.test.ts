@@ -1,0 +1,120 @@
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import t from 'tap'
+import type { Channel, ChannelSubscription } from '../../lib/index.js'
+import { GAP_FRAME } from '../../lib/channel/channel.js'
+import { redisBus } from '../../lib/redis/index.js'
+import { LogCapture, openStream, startApp } from '../channel/helpers.js'
+import { REQUIRE_REDIS, testPrefix } from './helpers.js'
+
+// Restarts a Redis of its own (never the shared one on 6379): kill -9, then a new server on
+// the same port, empty as a Redis without persistence comes back.
+
+async function take<M> (subscription: ChannelSubscription<M>, count: number): Promise<M[]> {
+  const messages: M[] = []
+  while (messages.length < count) {
+    const step = await subscription.next()
+    if (step.done === true) break
+    messages.push(step.value)
+  }
+  return messages
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** A redis-server child on `port`, resolved once it accepts connections. */
+async function startRedis (port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
+    { stdio: ['ignore', 'pipe', 'inherit'] })
+  let output = ''
+  await new Promise<void>((resolve, reject) => {
+    child.on('exit', (code) => reject(new Error(`redis-server exited (${code}): ${output}`)))
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('Ready to accept connections')) resolve()
+    })
+  })
+  child.removeAllListeners('exit')
+  child.stdout?.resume()
+  return child
+}
+
+async function killRedis (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGKILL')
+  await exited
+}
+
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0
+if (!hasRedisServer) {
+  const reason = 'the Redis restart test needs the redis-server binary on PATH'
+  if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires it')
+  else t.skip(reason, () => {})
+} else {
+  t.test('Redis restarted mid-stream: subscribers lose nothing published meanwhile', async (t) => {
+    const port = await freePort()
+    let redis = await startRedis(port)
+    t.teardown(() => killRedis(redis))
+    const url = `redis://127.0.0.1:${port}`
+    const prefix = testPrefix()
+    const logs = new LogCapture()
+    const a = await startApp(t, { bus: redisBus({ url, prefix }) })
+    let onB!: Channel
+    const b = await startApp(t, { bus: redisBus({ url, prefix }) }, (app) => {
+      onB = app.sse.channel('news')
+      app.get('/news', (request, reply) => reply.sse(onB))
+    }, { logger: logs.logger })
+    const onA = a.app.sse.channel('news')
+    const subscription = onB.subscribe()
+    await subscription.ready
+    const stream = await openStream(b.url + '/news')
+
+    const ids = [await onA.publish({ data: 1 }), await onA.publish({ data: 2 })]
+    t.same((await take(subscription, 2)).map((message) => message.id), ids)
+    t.same((await stream.take(2)).map((frame) => frame.id), ids)
+
+    await killRedis(redis)
+    await logs.waitFor('lost the Redis connection')
+    // Published while Redis is down: ioredis queues the command until it is back.
+    const whileDown = onA.publish({ data: 3 })
+    redis = await startRedis(port)
+    ids.push(await whileDown)
+    ids.push(await onA.publish({ data: 4 }))
+    await logs.waitFor('reconnected to Redis')
+
+    const after = await take(subscription, 2)
+    t.same(after.map((message) => message.data), [3, 4], 'the iterator got what was published across the restart')
+    t.same(after.map((message) => message.id), ids.slice(2))
+    const frames = await stream.take(2)
+    t.same(frames.map((frame) => frame.id), ids.slice(2), 'and so did the stream')
+
+    // Redis came back empty: a client resuming from before the restart is told of the gap
+    // and gets what the new Redis holds.
+    const back = await openStream(b.url + '/news', { 'last-event-id': ids[1] })
+    const [gap, ...replayed] = await back.take(3)
+    t.equal(gap.raw + '\n', GAP_FRAME)
+    t.same(replayed.map((frame) => frame.id), ids.slice(2))
+    await back.abort()
+    await stream.abort()
+    await subscription.return()
+
+    // Closing while Redis is down does not hang, nor leave a publish waiting forever.
+    const outages = logs.count('lost the Redis connection')
+    await killRedis(redis)
+    await logs.waitFor('lost the Redis connection', outages + 1)
+    const stuck = t.rejects(onA.publish({ data: 5 }), { code: 'FST_ERR_CONDUIT_CLOSED' })
+    await a.app.close()
+    await b.app.close()
+    await stuck
+    t.pass('closed while Redis was down')
+  })
+}

@@ -1,0 +1,80 @@
+import { connect } from 'node:net'
+import Fastify from 'fastify'
+import t from 'tap'
+import fastifyConduit from '../../lib/index.js'
+import { kAttach } from '../../lib/stream/sink.js'
+import type { AttachableSource, StreamSink } from '../../lib/stream/sink.js'
+import { deferred, FrameReader, listen } from '../helpers.js'
+
+// The push side of a stream, as channels use it: frames and shared bytes written into the
+// sink, backpressure seen through the return value and `queued`, and the two ways to end.
+
+function attachable (attach: (sink: StreamSink) => Promise<void>): AttachableSource {
+  return { [kAttach]: attach }
+}
+
+t.test('frames and shared bytes reach the client in order', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit, { heartbeat: false, retry: 100 })
+  const shared = Buffer.from('event: news\ndata: {"n":2}\n\n')
+  app.get('/push', (request, reply) => reply.sse(attachable(async (sink) => {
+    t.equal(sink.context.lastEventId, '7', 'the sink carries Last-Event-ID')
+    t.equal(sink.writeFrame('id: 8\ndata: one\n\n'), true)
+    t.equal(sink.writeBytes(shared), true, 'the string batch is flushed before the bytes')
+    t.equal(sink.writeFrame('data: three\n\n'), true)
+    sink.stop()
+    t.equal(sink.ended, true)
+    t.equal(sink.writeFrame('data: after\n\n'), false, 'nothing is written after the end')
+    t.equal(sink.writeBytes(shared), false)
+  })))
+  t.teardown(() => app.close())
+  const url = await listen(app)
+  const reader = await FrameReader.open(url + '/push', { 'last-event-id': '7' })
+  t.same(await reader.all(), ['retry: 100\n\n', 'id: 8\ndata: one\n\n', 'event: news\ndata: {"n":2}\n\n', 'data: three\n\n'])
+})
+
+t.test('a sink behind a client that does not read reports backpressure, and abort drops it', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit, { heartbeat: false })
+  const dropped = deferred<{ queued: number, closed: boolean }>()
+  const bytes = Buffer.from('data: ' + 'x'.repeat(16 * 1024) + '\n\n')
+  const bigFrame = 'data: ' + 'z'.repeat(40 * 1024) + '\n\n'
+  app.get('/slow', (request, reply) => reply.sse(attachable(async (sink) => {
+    // Push until the stream says it is backed up (the client never reads).
+    while (sink.writeBytes(bytes)) await new Promise((resolve) => setImmediate(resolve))
+    t.equal(sink.writeFrame(bigFrame), false, 'a frame over the batch size is pushed at once, and still backed up')
+    const queued = sink.queued
+    const closed = new Promise<boolean>((resolve) => sink.context.signal.addEventListener('abort', () => resolve(true)))
+    sink.abort()
+    dropped.resolve({ queued, closed: await closed })
+  })))
+  t.teardown(() => app.close())
+  const url = new URL(await listen(app))
+  const socket = connect(Number(url.port), url.hostname)
+  socket.write(`GET /slow HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`)
+  socket.pause()
+  const socketClosed = new Promise((resolve) => socket.on('close', resolve))
+  const { queued, closed } = await dropped.promise
+  t.ok(queued > 0, `the stream had ${queued} bytes queued when it reported backpressure`)
+  t.equal(closed, true, 'abort ends the stream')
+  socket.resume()
+  await socketClosed
+  t.pass('the connection was dropped')
+  t.equal(app.sse.stats().openStreams, 0)
+})
+
+t.test('abort before the response is piped destroys the stream itself', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit, { heartbeat: false })
+  // An async onSend hook (compression, say) delays the pipe past the source's first step.
+  app.addHook('onSend', async (request, reply, payload) => {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    return payload
+  })
+  app.get('/early-abort', (request, reply) => reply.sse(attachable(async (sink) => { sink.abort() })))
+  t.teardown(() => app.close())
+  const url = await listen(app)
+  const res = await fetch(url + '/early-abort').then((r) => r.text()).catch((err: Error) => err)
+  t.ok(res === '' || res instanceof Error, 'the client sees an empty or cut response')
+  t.equal(app.sse.stats().openStreams, 0)
+})

@@ -1,0 +1,95 @@
+import { Type } from '@sinclair/typebox'
+import { expect, test } from 'tstyche'
+import {
+  ClientInvalidDataError,
+  connect,
+  EventStreamParser,
+  type ConduitClientErrorType,
+  type ConduitEvent,
+  type EventStream,
+  type ParsedEvent,
+  type ReconnectInfo
+} from 'fastify-conduit/client'
+
+const Token = Type.Object({ text: Type.String() })
+const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
+
+test('with events: a union discriminated by event name, data typed by its schema', async () => {
+  const stream = connect('http://127.0.0.1:3000/chat', { events: { token: Token, done: Done } })
+  expect(stream.lastEventId).type.toBe<string>()
+  for await (const ev of stream) {
+    expect(ev.event).type.toBe<'token' | 'done'>()
+    expect(ev.id).type.toBe<string>()
+    expect(ev.retry).type.toBe<number | undefined>()
+    if (ev.event === 'token') {
+      expect(ev.data).type.toBe<{ text: string }>()
+      expect(ev.data.text).type.toBe<string>()
+      expect(ev.data).type.not.toHaveProperty('reason')
+    } else {
+      expect(ev.event).type.toBe<'done'>()
+      expect(ev.data.reason).type.toBe<'stop' | 'length'>()
+      expect(ev.data).type.not.toHaveProperty('text')
+    }
+    // Before narrowing, only what every event has is there.
+    expect(ev.data).type.not.toHaveProperty('text')
+    // @ts-expect-error Property 'text' does not exist
+    String(ev.data.text)
+    // @ts-expect-error This comparison appears to be unintentional
+    expect(ev.event === 'tokn').type.toBe<boolean>()
+  }
+})
+
+test('without events: any event name, data is the string as received', async () => {
+  const stream = connect(new URL('http://127.0.0.1:3000/events'), { lastEventId: '41' })
+  expect(stream).type.toBe<EventStream<ConduitEvent>>()
+  for await (const ev of stream) {
+    expect(ev).type.toBe<ConduitEvent<string, string>>()
+    expect(ev.data).type.toBe<string>()
+    expect(ev.event).type.toBe<string>()
+  }
+  expect(connect('http://x/')).type.toBe<EventStream<ConduitEvent>>()
+})
+
+test('events without data, and the default message event', async () => {
+  const stream = connect('http://x/', { events: { message: Type.Number(), ping: Type.Undefined() } })
+  for await (const ev of stream) {
+    if (ev.event === 'message') expect(ev.data).type.toBe<number>()
+    else expect(ev.data).type.toBe<undefined>()
+  }
+})
+
+test('options are typed', () => {
+  expect(connect).type.toBeCallableWith('http://x/', {
+    signal: new AbortController().signal,
+    headers: { authorization: 'Bearer t' },
+    method: 'POST',
+    body: '{}',
+    reconnect: { minDelay: 100, maxDelay: 30_000 },
+    onReconnect: (info: ReconnectInfo) => { expect(info.attempt).type.toBe<number>() },
+    fetch: globalThis.fetch
+  })
+  expect(connect).type.toBeCallableWith('http://x/', { reconnect: false })
+  expect(connect).type.not.toBeCallableWith('http://x/', { reconnect: true })
+  expect(connect).type.not.toBeCallableWith('http://x/', { reconnect: { minDelay: '100' } })
+  expect(connect).type.not.toBeCallableWith('http://x/', { lastEventId: 7 })
+  expect(connect).type.not.toBeCallableWith('http://x/', { events: { token: { text: 'not a schema' } } })
+  expect(connect).type.not.toBeCallableWith('http://x/', { body: new ReadableStream() })
+  expect(connect).type.not.toBeCallableWith('http://x/', { retry: 100 })
+  expect(connect).type.not.toBeCallableWith(42)
+})
+
+test('errors carry code, type and their fields', () => {
+  const error = new ClientInvalidDataError('token', '/text', 'Expected string')
+  expect(error.code).type.toBe<string>()
+  expect(error.type).type.toBe<ConduitClientErrorType>()
+  expect(error.path).type.toBe<string>()
+  expect(error).type.toBeAssignableTo<Error>()
+})
+
+test('the parser', () => {
+  const parser = new EventStreamParser('41')
+  expect(parser.feed(new Uint8Array())).type.toBe<ParsedEvent[]>()
+  expect(parser.lastEventId).type.toBe<string>()
+  expect(parser.retry).type.toBe<number | undefined>()
+  expect(parser.feed).type.not.toBeCallableWith('data: a\n\n')
+})
