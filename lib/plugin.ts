@@ -222,7 +222,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     } else {
       let opened: OpenSource<unknown>
       try {
-        opened = openSource<unknown>(source, stream.context)
+        opened = openSource<unknown>(source, () => stream.context)
       } catch (err) {
         stream.destroy()
         throw err

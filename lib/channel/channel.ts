@@ -224,7 +224,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    * streams live. Resolves when the stream ends.
    */
   [kAttach] (sink: StreamSink): Promise<void> {
-    const { signal, lastEventId } = sink.context
+    const lastEventId = sink.lastEventId
     if (this.#closed || sink.ended) {
       sink.stop()
       return Promise.resolve()
@@ -233,7 +233,6 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       const detach = (): void => {
         if (receiver.left) return
         receiver.left = true
-        signal.removeEventListener('abort', detach)
         this.#sinks.delete(receiver)
         this.#settling.delete(receiver)
         this.#release()
@@ -263,7 +262,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
           sink.abort()
         }
       }
-      signal.addEventListener('abort', detach, { once: true })
+      sink.onEnd(detach)
       this.#join(receiver, lastEventId).catch((err: unknown) => {
         if (!receiver.left) this.#log.error({ err, channel: this.name }, 'fastify-conduit: channel subscription failed; the stream ends')
         receiver.close()

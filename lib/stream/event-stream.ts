@@ -36,7 +36,10 @@ const noop = (): void => {}
  */
 export class EventStream extends Readable implements Beating, StreamSink {
   readonly #settings: EventStreamSettings
-  readonly #controller = new AbortController()
+  // Made only when a source function asks for its signal: a channel subscriber never does, and
+  // an AbortController with its signal costs ~1 KB of every idle stream.
+  #controller: AbortController | undefined
+  #endListener: (() => void) | undefined
   readonly #flushTask = (): void => {
     this.#flushScheduled = false
     this.#flush()
@@ -59,9 +62,27 @@ export class EventStream extends Readable implements Beating, StreamSink {
 
   /** What a source function receives: aborted when the stream ends for any reason. */
   get context (): SourceContext {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.#ended) this.#controller.abort()
+    }
     const context: SourceContext = { signal: this.#controller.signal }
     if (this.#settings.lastEventId !== undefined) context.lastEventId = this.#settings.lastEventId
     return context
+  }
+
+  /** The request's Last-Event-ID (undefined when absent or too long). */
+  get lastEventId (): string | undefined {
+    return this.#settings.lastEventId
+  }
+
+  /**
+   * Calls `listener` once when the stream ends, whatever ends it (at once if it has). One
+   * listener: the push source attached to this stream.
+   */
+  onEnd (listener: () => void): void {
+    if (this.#ended) listener()
+    else this.#endListener = listener
   }
 
   /** True once the stream has ended: nothing more is written. */
@@ -225,7 +246,7 @@ export class EventStream extends Readable implements Beating, StreamSink {
   }
 
   #finish (): void {
-    this.#controller.abort()
+    this.#controller?.abort()
     this.#settings.heartbeat?.delete(this)
     const wake = this.#wake
     this.#wake = undefined
@@ -233,6 +254,9 @@ export class EventStream extends Readable implements Beating, StreamSink {
     const onEnd = this.#settings.onEnd
     this.#settings.onEnd = noop
     onEnd()
+    const listener = this.#endListener
+    this.#endListener = undefined
+    listener?.()
   }
 }
 

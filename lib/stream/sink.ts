@@ -11,6 +11,10 @@ export const kAttach = Symbol.for('fastify-conduit.attach')
 export interface StreamSink {
   /** What a source function would receive: the abort signal and Last-Event-ID. */
   readonly context: SourceContext
+  /** The request's Last-Event-ID, without making a signal. */
+  readonly lastEventId: string | undefined
+  /** Calls `listener` once when the stream ends, whatever ends it (at once if it has). One listener. */
+  onEnd (listener: () => void): void
   /** True once the stream has ended. */
   readonly ended: boolean
   /** Characters and bytes queued in this stream and not yet taken by the socket. */

@@ -21,8 +21,9 @@ export interface OpenSource<T> {
  * (async generators, object-mode Readables) or a sync iterable (arrays, generators). A string
  * is iterable too, but iterating it by character is never what the caller meant.
  */
-export function openSource<T> (source: unknown, context: SourceContext): OpenSource<T> {
-  const value = typeof source === 'function' ? source(context) : source
+export function openSource<T> (source: unknown, context: () => SourceContext): OpenSource<T> {
+  // The context is made only for a source function: it holds the stream's AbortController.
+  const value = typeof source === 'function' ? source(context()) : source
   if (value !== null && typeof value === 'object') {
     if (typeof value[Symbol.asyncIterator] === 'function') {
       return { iterator: value[Symbol.asyncIterator](), sync: false }

@@ -18,7 +18,7 @@ t.test('frames and shared bytes reach the client in order', async (t) => {
   await app.register(fastifyConduit, { heartbeat: false, retry: 100 })
   const shared = Buffer.from('event: news\ndata: {"n":2}\n\n')
   app.get('/push', (request, reply) => reply.sse(attachable(async (sink) => {
-    t.equal(sink.context.lastEventId, '7', 'the sink carries Last-Event-ID')
+    t.equal(sink.lastEventId, '7', 'the sink carries Last-Event-ID')
     t.equal(sink.writeFrame('id: 8\ndata: one\n\n'), true)
     t.equal(sink.writeBytes(shared), true, 'the string batch is flushed before the bytes')
     t.equal(sink.writeFrame('data: three\n\n'), true)
@@ -26,6 +26,12 @@ t.test('frames and shared bytes reach the client in order', async (t) => {
     t.equal(sink.ended, true)
     t.equal(sink.writeFrame('data: after\n\n'), false, 'nothing is written after the end')
     t.equal(sink.writeBytes(shared), false)
+    let ended = false
+    sink.onEnd(() => { ended = true })
+    t.ok(ended, 'an end listener added after the end is called at once')
+    t.equal(sink.context.signal.aborted, true, 'a signal asked for after the end is already aborted')
+    t.equal(sink.context.lastEventId, '7')
+    t.equal(sink.context.signal, sink.context.signal, 'one signal per stream')
   })))
   t.teardown(() => app.close())
   const url = await listen(app)
