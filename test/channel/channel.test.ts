@@ -1,23 +1,13 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit, { memoryBus } from '../../lib/index.js'
-import type { Channel, ChannelSubscription } from '../../lib/index.js'
+import type { Channel } from '../../lib/index.js'
 import { BusError } from '../../lib/errors.js'
 import { kAttach } from '../../lib/stream/sink.js'
 import type { StreamSink } from '../../lib/stream/sink.js'
-import { LogCapture, openStream, startApp } from './helpers.js'
+import { LogCapture, openStream, startApp, take } from './helpers.js'
 import type { Test } from './suite.js'
 import { ManualBus, nextTurn } from './manual-bus.js'
-
-async function take<M> (subscription: ChannelSubscription<M>, count: number): Promise<M[]> {
-  const messages: M[] = []
-  while (messages.length < count) {
-    const step = await subscription.next()
-    if (step.done === true) break
-    messages.push(step.value)
-  }
-  return messages
-}
 
 async function appWith (t: Test, bus: ManualBus, logs?: LogCapture): Promise<{ channel: Channel, url: string, app: Awaited<ReturnType<typeof startApp>>['app'] }> {
   let channel!: Channel

@@ -1,4 +1,4 @@
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
 import type { Socket } from 'node:net'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
@@ -209,4 +209,24 @@ export class LogCapture {
       return false
     })
   }
+}
+
+/** Takes `count` messages from a subscription (fewer if it ends first). */
+export async function take<M> (subscription: AsyncIterator<M>, count: number): Promise<M[]> {
+  const messages: M[] = []
+  while (messages.length < count) {
+    const step = await subscription.next()
+    if (step.done === true) break
+    messages.push(step.value)
+  }
+  return messages
+}
+
+/** A port nothing listens on now (listened on, then closed). */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }

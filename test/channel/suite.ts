@@ -2,9 +2,9 @@ import { once } from 'node:events'
 import { Type } from '@sinclair/typebox'
 import { EventSource } from 'eventsource'
 import type { test } from 'tap'
-import type { Bus, Channel, ChannelMessage, ChannelSubscription } from '../../lib/index.js'
+import type { Bus, Channel, ChannelMessage } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
-import { openStream, RawSubscriber, startApp, uniqueName } from './helpers.js'
+import { openStream, RawSubscriber, startApp, take, uniqueName } from './helpers.js'
 import type { Frame } from './helpers.js'
 
 /** How the suite gets buses: the memory bus, or Redis. */
@@ -23,17 +23,6 @@ export type Test = Parameters<Parameters<typeof test>[0]>[0]
 
 const Headline = Type.Object({ title: Type.String(), rank: Type.Optional(Type.Integer()) })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
-
-/** Takes `count` messages from a subscription. */
-async function take<M> (subscription: ChannelSubscription<M>, count: number): Promise<M[]> {
-  const messages: M[] = []
-  while (messages.length < count) {
-    const step = await subscription.next()
-    if (step.done === true) break
-    messages.push(step.value)
-  }
-  return messages
-}
 
 function dataOf (frames: Frame[]): unknown[] {
   return frames.map((frame) => frame.data === undefined ? undefined : JSON.parse(frame.data))

@@ -1,31 +1,11 @@
-import { createServer } from 'node:net'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import type { Channel, ChannelSubscription } from '../../lib/index.js'
+import type { Channel } from '../../lib/index.js'
 import { redisBus } from '../../lib/redis/index.js'
 import { loadIoredis } from '../../lib/redis/client.js'
-import { LogCapture, openStream, startApp, uniqueName } from '../channel/helpers.js'
+import { freePort, LogCapture, openStream, startApp, take, uniqueName } from '../channel/helpers.js'
 import { deleteKeys, needRedis, REDIS_URL, testClient, testPrefix } from './helpers.js'
-
-async function take<M> (subscription: ChannelSubscription<M>, count: number): Promise<M[]> {
-  const messages: M[] = []
-  while (messages.length < count) {
-    const step = await subscription.next()
-    if (step.done === true) break
-    messages.push(step.value)
-  }
-  return messages
-}
-
-/** A port nothing listens on. */
-async function closedPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 t.test('options are checked when the bus is made', async (t) => {
   t.throws(() => redisBus(null as never), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
@@ -46,7 +26,7 @@ t.test('ioredis is loaded only when used, with a coded error when it is missing'
 })
 
 t.test('an unreachable Redis fails app.ready() with a coded error naming the URL, never its password', async (t) => {
-  const port = await closedPort()
+  const port = await freePort()
   const app = Fastify()
   await app.register(fastifyConduit, { bus: redisBus({ url: `redis://user:s3cret@127.0.0.1:${port}` }) })
   const err = await app.ready().then(() => undefined, (err: Error & { code: string }) => err)
@@ -59,7 +39,7 @@ t.test('an unreachable Redis fails app.ready() with a coded error naming the URL
 })
 
 t.test('an application client that cannot connect fails app.ready() too', async (t) => {
-  const port = await closedPort()
+  const port = await freePort()
   const client = testClient(`redis://127.0.0.1:${port}`)
   const app = Fastify()
   await app.register(fastifyConduit, { bus: redisBus({ client }) })

@@ -1,34 +1,15 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import t from 'tap'
-import type { Channel, ChannelSubscription } from '../../lib/index.js'
+import type { Channel } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { redisBus } from '../../lib/redis/index.js'
-import { LogCapture, openStream, startApp } from '../channel/helpers.js'
+import { freePort, LogCapture, openStream, startApp, take } from '../channel/helpers.js'
 import { REQUIRE_REDIS, testPrefix } from './helpers.js'
 
 // Restarts a Redis of its own (never the shared one on 6379): kill -9, then a new server on
 // the same port, empty as a Redis without persistence comes back.
-
-async function take<M> (subscription: ChannelSubscription<M>, count: number): Promise<M[]> {
-  const messages: M[] = []
-  while (messages.length < count) {
-    const step = await subscription.next()
-    if (step.done === true) break
-    messages.push(step.value)
-  }
-  return messages
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** A redis-server child on `port`, resolved once it accepts connections. */
 async function startRedis (port: number): Promise<ChildProcess> {
