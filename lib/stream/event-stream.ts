@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { EventFormatter } from '../schema/compile.js'
+import { retryField } from '../wire/format.js'
 import type { Beating, HeartbeatTicker } from './heartbeat.js'
 import type { StreamSink } from './sink.js'
 import type { OpenSource, SourceContext } from './source.js'
@@ -56,7 +57,7 @@ export class EventStream extends Readable implements Beating, StreamSink {
   constructor (settings: EventStreamSettings) {
     super({ highWaterMark: HIGH_WATER_MARK })
     this.#settings = settings
-    if (settings.retry !== undefined) this.#batch = 'retry: ' + settings.retry + '\n\n'
+    if (settings.retry !== undefined) this.#batch = retryField(settings.retry) + '\n'
     settings.heartbeat?.add(this)
   }
 
