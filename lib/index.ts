@@ -9,7 +9,7 @@ export type {
   SSESource,
   SSEStats,
   SSEStreamOptions
-} from './plugin.js'
+} from './types.js'
 export { formatEvent, SSEEvent, SSEStream } from './wire/index.js'
 export type { SSEHeadersOptions, SSEMessage } from './wire/index.js'
 export { compileRouteEvents } from './schema/index.js'

@@ -1,0 +1,134 @@
+import type { Bus } from './channel/bus.js'
+import type { Channel } from './channel/channel.js'
+import type { ChannelOptions } from './channel/types.js'
+import type { EventSchemas } from './schema/compile.js'
+import type { RouteMessage } from './schema/types.js'
+import type { AttachableSource } from './stream/sink.js'
+import type { SourceContext } from './stream/source.js'
+
+// The public types of the plugin and its additions to Fastify's (reply.sse, app.sse,
+// schema.sse). Types only: the runtime is in plugin.ts.
+
+/** What to do with an event that fails its schema (or the wire rules). */
+export type InvalidEventPolicy = 'close' | 'skip'
+
+/** Options of `reply.sse()`, overriding the plugin's for one stream. */
+export interface SSEStreamOptions {
+  /**
+   * Milliseconds of idleness after which a comment frame keeps the connection alive;
+   * `false` disables heartbeats.
+   * @default the plugin's `heartbeat` (15000)
+   */
+  heartbeat?: number | false
+  /**
+   * Reconnection delay sent once at stream start as `retry: <ms>`.
+   * @default the plugin's `retry` (none)
+   */
+  retry?: number
+  /**
+   * `'close'` ends the stream at the first invalid event; `'skip'` drops it and goes on.
+   * Either way the event is never written and the request log gets the reason.
+   * @default the plugin's `onInvalid` ('close')
+   */
+  onInvalid?: InvalidEventPolicy
+}
+
+/** Options of the fastify-conduit plugin. */
+export interface FastifyConduitOptions extends SSEStreamOptions {
+  /**
+   * Open SSE streams allowed at once; one more is answered `503` with `Retry-After`.
+   * @default 10000
+   */
+  maxConnections?: number
+  /**
+   * What carries channels: `memoryBus()` (this process only) or `redisBus()` from
+   * `fastify-conduit/redis` (every instance on one Redis). Its `ready()` runs in `onReady`,
+   * so an unreachable bus fails `app.ready()`; its `close()` runs in `onClose`.
+   * @default memoryBus()
+   */
+  bus?: Bus
+  /**
+   * Bytes a channel subscriber may have waiting (unsent) before it is disconnected as too
+   * slow; each channel may set its own. The client reconnects with Last-Event-ID and loses
+   * nothing within the channel's history.
+   * @default 4194304 (4 MiB)
+   */
+  maxBufferedBytes?: number
+}
+
+/**
+ * Anything `reply.sse` streams from: an async iterable or iterable of messages (generators,
+ * arrays), an object-mode Readable of messages, a function of `{ signal, lastEventId }`
+ * returning one of those, or a channel (which brings its own schema).
+ */
+export type SSESource<Message> =
+  | AttachableSource
+  | AsyncIterable<Message>
+  | Iterable<Message>
+  | ((context: SourceContext) => AsyncIterable<Message> | Iterable<Message>)
+
+/** Counters of one Fastify instance's streams. */
+export interface SSEStats {
+  /** Streams open now. */
+  openStreams: number
+  /** Streams opened since start. */
+  totalStreams: number
+  /** Requests answered 503 because `maxConnections` streams were open. */
+  rejectedStreams: number
+  /** Events this instance's channels published (accepted by the bus). */
+  publishedEvents: number
+  /** Channel events delivered to subscribers here: one per event per subscriber, replays included. */
+  sentEvents: number
+  /** Channel subscribers dropped for falling more than `maxBufferedBytes` behind. */
+  slowDisconnects: number
+  /** Bytes (approximately) written to open streams and not yet taken by their sockets. */
+  queuedBytes: number
+}
+
+/** `app.sse`. */
+export interface SSEDecorator {
+  /** Counters of this instance's streams and channels. */
+  stats (): SSEStats
+  /**
+   * The channel `name`, created on first use; the same name returns the same channel (asking
+   * with other options is an error). Create channels at any time: at startup, per room, per
+   * user. With `schema`, `publish` accepts only the declared events and payloads.
+   *
+   * @example
+   * const news = app.sse.channel('news', { schema: { headline: Headline }, history: 1000 })
+   * app.get('/news', (request, reply) => reply.sse(news))
+   * await news.publish({ event: 'headline', data: { title: 'SSE ships' } })
+   */
+  channel<Events extends EventSchemas> (name: string, options: ChannelOptions<Events> & { schema: Events }): Channel<Events>
+  channel (name: string, options?: ChannelOptions<undefined>): Channel
+}
+
+declare module 'fastify' {
+  interface FastifySchema {
+    /** Event name -> TypeBox schema of that event's `data`; see fastify-conduit. */
+    sse?: EventSchemas
+  }
+
+  // Augmentation must repeat every type parameter; only SchemaCompiler is used.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  interface FastifyReply<RouteGeneric, RawServer, RawRequest, RawReply, ContextConfig, SchemaCompiler, TypeProvider, ReplyType> {
+    /**
+     * Streams Server-Sent Events from `source` until it ends, the client goes away or the
+     * server closes; resolves then (after the source's `finally` ran). The response head is
+     * sent at once. With `schema.sse` on the route, every event is checked against its
+     * schema and serialized by a serializer compiled from it.
+     *
+     * @example
+     * app.get('/chat', { schema: { sse: { token: Token } } }, (request, reply) =>
+     *   reply.sse(async function * ({ signal, lastEventId }) {
+     *     yield { event: 'token', id: 1, data: { text: 'Hello' } }
+     *   }))
+     */
+    sse (source: SSESource<RouteMessage<SchemaCompiler>>, options?: SSEStreamOptions): Promise<void>
+  }
+
+  interface FastifyInstance {
+    /** fastify-conduit: channels and stream counters. */
+    sse: SSEDecorator
+  }
+}
