@@ -1,6 +1,7 @@
-import type { FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
+import { Readable } from 'node:stream'
 import { memoryBus } from './channel/memory-bus.js'
 import { ChannelRegistry, checkBus, checkMaxBufferedBytes } from './channel/registry.js'
 import type { ChannelOptions } from './channel/types.js'
@@ -10,7 +11,8 @@ import type { EventFormatter, EventSchemas } from './schema/compile.js'
 import { EventStream } from './stream/event-stream.js'
 import { Heartbeats } from './stream/heartbeat.js'
 import { isAttachable, kAttach } from './stream/sink.js'
-import { openSource } from './stream/source.js'
+import { isResponseClosed, whenResponseClosed } from './stream/response.js'
+import { closeIterator, iterate, openSource } from './stream/source.js'
 import type { OpenSource } from './stream/source.js'
 import type { FastifyConduitOptions, InvalidEventPolicy, SSEDecorator, SSEStats, SSEStreamOptions } from './types.js'
 import { formatEvent } from './wire/format.js'
@@ -26,9 +28,12 @@ interface ResolvedOptions {
 // short tokens, and an attacker-sized header must not be echoed into logs or queries.
 const MAX_LAST_EVENT_ID = 1024
 
+const noop = (): void => {}
+
 const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastifyConduit (app, options) {
   const defaults = resolveStreamOptions(options, { heartbeat: 15_000, retry: undefined, onInvalid: 'close' })
   const maxConnections = checkMaxConnections(options.maxConnections)
+  const closeGracePeriod = checkCloseGracePeriod(options.closeGracePeriod)
   const heartbeats = new Heartbeats()
   // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
   const open = new Map<EventStream, Http2Session | undefined>()
@@ -67,31 +72,51 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   } as SSEDecorator)
 
   app.decorateReply('sse', function sse (this: FastifyReply, source: unknown, streamOptions?: SSEStreamOptions): Promise<void> {
-    const reply = this
+    // Every failure surfaces one way: the promise rejects (a handler that returns or awaits it
+    // gets Fastify's error reply), never a synchronous throw.
+    try {
+      return startStream(this, source, streamOptions)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  })
+
+  function startStream (reply: FastifyReply, source: unknown, streamOptions: SSEStreamOptions | undefined): Promise<void> {
     if (reply.sent) throw new ReplyAlreadySentError()
     const settings = streamOptions === undefined ? defaults : resolveStreamOptions(streamOptions, defaults)
+    const request = reply.request
+    const raw = reply.raw
+    if (request.method === 'HEAD' || isResponseClosed(raw)) {
+      // HEAD (which Fastify answers for every GET route) gets the stream's head and nothing
+      // runs; a client gone before the handler got here gets nothing. Either way the source
+      // is closed unstarted: no stream is held, none counts against maxConnections.
+      discardSource(source, request.log)
+      if (isResponseClosed(raw)) return Promise.resolve()
+      setStreamHeaders(reply)
+      reply.send(Readable.from([]))
+      return whenResponseClosed(raw)
+    }
     if (open.size >= maxConnections) {
       stats.rejectedStreams++
       // Clients should come back later; EventSource itself stops on a 503, a proxy may retry.
       reply.header('retry-after', '5')
       reply.send(new TooManyStreamsError(maxConnections))
-      return Promise.resolve()
+      return whenResponseClosed(raw)
     }
-    const request = reply.request
     const schemas = (reply.routeOptions.schema as FastifySchema | undefined)?.sse
     const lastEventId = request.headers['last-event-id']
-    const stream = new EventStream({
+    const stream: EventStream = new EventStream({
       format: schemas === undefined ? formatEvent : formatterOf(schemas),
       log: request.log,
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),
       retry: settings.retry,
       lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventId) : undefined,
-      onEnd: () => open.delete(stream)
-    })
-    let run: () => Promise<void>
+      onClose: () => open.delete(stream)
+    }, raw)
+    let running: Promise<void>
     if (isAttachable(source)) {
-      run = () => source[kAttach](stream).finally(() => stream.stop())
+      running = source[kAttach](stream).finally(() => stream.stop())
     } else {
       let opened: OpenSource<unknown>
       try {
@@ -100,26 +125,35 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
         stream.destroy()
         throw err
       }
-      run = () => stream.run(opened)
+      running = stream.run(opened)
     }
     open.set(stream, (request.raw as unknown as Partial<Http2ServerRequest>).stream?.session)
     stats.totalStreams++
-    // Status 200 always: EventSource gives up on any other. Headers already set (CORS and
-    // the like) are kept; ours only add to them.
-    reply.code(200).headers(request.raw.httpVersionMajor === 2 ? HTTP2_HEADERS : HTTP1_HEADERS)
+    setStreamHeaders(reply)
     reply.send(stream)
-    return run()
-  })
+    // Settles once the source was closed and the response is over: before that Fastify still
+    // has a reply in flight, and a handler that returned or awaited this must not finish early.
+    return Promise.all([running, stream.responseClosed()]).then(noop)
+  }
 
-  // End every stream before the server stops listening, so close() does not wait on them.
-  // An HTTP/2 session outlives its streams and Fastify waits for it: a GOAWAY lets it finish
-  // what is in flight and close.
-  app.addHook('preClose', (done) => {
-    for (const [stream, session] of open) {
+  // End every stream before the server stops listening: what is batched is written and each
+  // response ends. A client that does not read keeps its connection (and close()) waiting, so
+  // after closeGracePeriod what is left is destroyed. An HTTP/2 session outlives its streams
+  // and Fastify waits for it: a GOAWAY lets it finish what is in flight and close.
+  app.addHook('preClose', async () => {
+    const closing = [...open]
+    if (closing.length === 0) return
+    for (const [stream, session] of closing) {
       stream.stop()
       session?.close()
     }
-    done()
+    const allClosed = Promise.all(closing.map(([stream]) => stream.responseClosed()))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([allClosed, new Promise((resolve) => { timer = setTimeout(resolve, closeGracePeriod) })])
+    clearTimeout(timer)
+    for (const [stream] of closing) if (!stream.isResponseClosed) stream.abort()
+    // A destroyed response closes on the next turn; then every stream has let go.
+    await allClosed
   })
 
   // The bus connects before the server listens: an unreachable Redis fails app.ready().
@@ -149,6 +183,41 @@ function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOpti
 const NON_ASCII = /[\u0080-\uffff]/
 function decodeHeader (value: string): string {
   return NON_ASCII.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value
+}
+
+function checkCloseGracePeriod (value: unknown): number {
+  if (value === undefined) return 1000
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
+  throw new InvalidOptionError('closeGracePeriod', 'must be a non-negative integer of milliseconds')
+}
+
+/**
+ * Sets the event-stream headers on the reply. Headers the application already set are kept
+ * (Cache-Control included), except Content-Type, which EventSource requires to be
+ * text/event-stream; a Content-Length cannot describe a stream and is removed. Status 200
+ * always: EventSource gives up on any other.
+ */
+function setStreamHeaders (reply: FastifyReply): void {
+  const headers = reply.request.raw.httpVersionMajor === 2 ? HTTP2_HEADERS : HTTP1_HEADERS
+  for (const name in headers) {
+    if (name === 'content-type' || !reply.hasHeader(name)) reply.header(name, headers[name])
+  }
+  reply.removeHeader('content-length')
+  reply.code(200)
+}
+
+/**
+ * Closes a source that will not be streamed, without starting it: a source function is not
+ * called, a Readable is destroyed, an iterator is returned (a generator that never started
+ * has no `finally` to run, and is done). Not a source: throws as for a stream.
+ */
+function discardSource (source: unknown, log: FastifyBaseLogger): void {
+  if (typeof source === 'function' || isAttachable(source)) return
+  if (source instanceof Readable) {
+    source.destroy()
+    return
+  }
+  closeIterator(iterate(source).iterator, log).catch(noop)
 }
 
 function checkMaxConnections (value: unknown): number {

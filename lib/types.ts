@@ -54,6 +54,14 @@ export interface FastifyConduitOptions extends SSEStreamOptions {
    * @default 4194304 (4 MiB)
    */
   maxBufferedBytes?: number
+  /**
+   * Milliseconds `app.close()` gives open streams to hand their last bytes to clients. At
+   * close every stream ends cleanly (what is batched is written); a response still not done
+   * after this long (a client that stopped reading) has its connection destroyed, so
+   * `app.close()` resolves within about this bound whatever the clients do. `0` destroys at once.
+   * @default 1000
+   */
+  closeGracePeriod?: number
 }
 
 /**

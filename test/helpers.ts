@@ -69,6 +69,11 @@ export class FrameReader {
     while (!this.#ended) await new Promise<void>((resolve) => this.#waiters.push(resolve))
   }
 
+  /** Complete frames received and not yet taken with next(). */
+  get pending (): number {
+    return this.#frames.length
+  }
+
   /** Text received after the last complete frame. */
   get rest (): string {
     return this.#buffer

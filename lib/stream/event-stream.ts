@@ -1,9 +1,14 @@
 import { Readable } from 'node:stream'
+import { constants as zlib, BrotliCompress } from 'node:zlib'
 import type { FastifyBaseLogger } from 'fastify'
+import { UnflushableEncodingError } from '../errors.js'
 import type { EventFormatter } from '../schema/compile.js'
 import { retryField } from '../wire/format.js'
+import { TICKS_PER_INTERVAL } from './heartbeat.js'
 import type { Beating, HeartbeatTicker } from './heartbeat.js'
+import type { ResponseTarget } from './response.js'
 import type { StreamSink } from './sink.js'
+import { closeIterator } from './source.js'
 import type { OpenSource, SourceContext } from './source.js'
 
 /** Per-stream settings, resolved from the plugin's options and `reply.sse`'s. */
@@ -14,8 +19,8 @@ export interface EventStreamSettings {
   heartbeat: HeartbeatTicker | undefined
   retry: number | undefined
   lastEventId: string | undefined
-  /** Called once when the stream ends, whatever ended it. */
-  onEnd: () => void
+  /** Called once when the response is over (see {@link EventStream.responseClosed}). */
+  onClose: () => void
 }
 
 // Frames produced while the socket is writable are joined and pushed once they reach
@@ -28,19 +33,29 @@ const FLUSH_AT = 32 * 1024
 const HIGH_WATER_MARK = 64 * 1024
 const HEARTBEAT = ':\n\n'
 
-const noop = (): void => {}
+/** A stream an onSend hook put between this body and the response, that can be flushed (zlib). */
+interface Flushable {
+  flush (kind?: number): void
+}
 
 /**
- * One SSE response body. It is the Readable handed to `reply.send`, so Fastify pipes it to the
- * socket (backpressure through pipe) and runs onSend/onResponse hooks and request logging as
- * for any reply. It pulls from the source only while the socket keeps up.
+ * One SSE response body. It is the Readable handed to `reply.send`, so Fastify runs the
+ * onSend hooks (which may wrap it: compression, a PassThrough), pipes the result to the
+ * response, and logs the request as for any reply. It is also handed the response itself
+ * (`reply.raw`), and learns everything about the response from it, never from stream
+ * internals: when Fastify pipes the final body in (`'pipe'`: the head is flushed then, and a
+ * compressor found there is flushed per batch), and when the response is over (`'close'`:
+ * finished, or the client went away). It pulls from the source only while the socket keeps up.
  */
 export class EventStream extends Readable implements Beating, StreamSink {
   readonly #settings: EventStreamSettings
+  readonly #response: ResponseTarget
   // Made only when a source function asks for its signal: a channel subscriber never does, and
   // an AbortController with its signal costs ~1 KB of every idle stream.
   #controller: AbortController | undefined
   #endListener: (() => void) | undefined
+  readonly #closedPromise: Promise<void>
+  #resolveClosed: (() => void) | undefined
   readonly #flushTask = (): void => {
     this.#flushScheduled = false
     this.#flush()
@@ -51,14 +66,24 @@ export class EventStream extends Readable implements Beating, StreamSink {
   #blocked = false
   #wake: (() => void) | undefined
   #ended = false
-  #wroteSinceBeat = false
-  #headFlushed = false
+  #closed = false
+  // The heartbeat ticker's count at the last write; see TICKS_PER_INTERVAL.
+  #lastWrite = 0
+  #compressor: Flushable | undefined
+  #compressorFlushScheduled = false
 
-  constructor (settings: EventStreamSettings) {
+  constructor (settings: EventStreamSettings, response: ResponseTarget) {
     super({ highWaterMark: HIGH_WATER_MARK })
     this.#settings = settings
+    this.#response = response
     if (settings.retry !== undefined) this.#batch = retryField(settings.retry) + '\n'
-    settings.heartbeat?.add(this)
+    if (settings.heartbeat !== undefined) {
+      this.#lastWrite = settings.heartbeat.tick
+      settings.heartbeat.add(this)
+    }
+    this.#closedPromise = new Promise((resolve) => { this.#resolveClosed = resolve })
+    response.once('pipe', this.#onPipe)
+    response.once('close', this.#onClose)
   }
 
   /** What a source function receives: aborted when the stream ends for any reason. */
@@ -89,6 +114,21 @@ export class EventStream extends Readable implements Beating, StreamSink {
   /** True once the stream has ended: nothing more is written. */
   get ended (): boolean {
     return this.#ended
+  }
+
+  /**
+   * Resolves once the response is over: its last byte was handed to the socket and it
+   * finished, or the connection went away (or was destroyed). Until then Fastify still owns a
+   * response in flight, so `reply.sse` must not settle before this (a handler's settled
+   * promise with an unsent reply makes Fastify send an empty one).
+   */
+  responseClosed (): Promise<void> {
+    return this.#closedPromise
+  }
+
+  /** True once the response is over; see {@link responseClosed}. */
+  get isResponseClosed (): boolean {
+    return this.#closed
   }
 
   /**
@@ -141,16 +181,15 @@ export class EventStream extends Readable implements Beating, StreamSink {
   writeBytes (bytes: Uint8Array): boolean {
     if (this.#ended) return false
     this.#flush()
-    this.#wroteSinceBeat = true
+    this.#wrote()
     if (!this.push(bytes)) this.#blocked = true
     return !this.#blocked
   }
 
   /** Drops the connection now, without writing what is queued. */
   abort (): void {
-    const res = destination(this)
-    if (res !== undefined) res.destroy()
-    else this.destroy()
+    this.#response.destroy()
+    this.destroy()
   }
 
   /** Bytes queued in this stream and not yet handed to the socket (approximate, in characters). */
@@ -167,27 +206,21 @@ export class EventStream extends Readable implements Beating, StreamSink {
     this.#finish()
   }
 
-  /** Called by the heartbeat ticker once per interval. */
-  beat (): void {
-    if (this.#wroteSinceBeat) {
-      this.#wroteSinceBeat = false
-      return
-    }
+  /** Called by the heartbeat ticker on every tick. */
+  beat (tick: number): void {
+    if (tick - this.#lastWrite <= TICKS_PER_INTERVAL) return
     // Skipped while the socket is backed up: a heartbeat only proves liveness, and bytes
     // already queued do that.
     if (!this.#blocked && this.#batch === '' && this.readableLength === 0) {
       this.#batch = HEARTBEAT
       this.#flush()
     }
+    // The heartbeat went out at this tick's instant, unlike a write between ticks: the next is
+    // due a whole interval later, not an interval and a tick (the option means idleness).
+    this.#lastWrite = tick - 1
   }
 
   override _read (): void {
-    if (!this.#headFlushed) {
-      this.#headFlushed = true
-      // Fastify sets the headers and pipes us; Node sends the head with the first byte. Send it
-      // now, so clients see the stream open while the source is still working.
-      flushHead(this)
-    }
     this.#blocked = false
     const wake = this.#wake
     if (wake !== undefined) {
@@ -202,6 +235,59 @@ export class EventStream extends Readable implements Beating, StreamSink {
     this.#batch = ''
     this.#finish()
     callback(err)
+  }
+
+  // Fastify pipes the final body (this stream, or what an onSend hook made of it) into the
+  // response once the onSend hooks are done and its status and headers are set on it: the
+  // one moment the head can be sent, complete, before the first event exists.
+  readonly #onPipe = (body: Readable): void => {
+    if (!this.#response.headersSent) this.#response.flushHeaders()
+    const encoding = this.#response.getHeader('content-encoding')
+    if (body === (this as Readable) || encoding === undefined || encoding === 'identity') return
+    if (typeof (body as Partial<Flushable>).flush === 'function') {
+      // A compressor holds output until it has enough to compress well; flushing it after
+      // every batch keeps events live at a small cost in ratio.
+      this.#compressor = body as unknown as Flushable
+      this.on('data', this.#scheduleCompressorFlush)
+      // What flowed into it before this moment (the source may have run while the onSend
+      // hooks did) gets its flush too.
+      this.#scheduleCompressorFlush()
+    } else {
+      // Events that arrive only when an encoder's buffer fills are worse than no stream: the
+      // application would look like it works and deliver nothing live.
+      this.#settings.log.error({ err: new UnflushableEncodingError(String(encoding)) }, 'fastify-conduit: event stream refused')
+      this.stop()
+    }
+  }
+
+  readonly #onClose = (): void => {
+    this.#closed = true
+    if (!this.#ended) {
+      // Over before this stream ended: the client went away, or the response was never
+      // handed this body (an onSend hook or an error replaced it).
+      this.#ended = true
+      this.#batch = ''
+      this.#finish()
+    }
+    this.#settings.onClose()
+    this.#resolveClosed?.()
+  }
+
+  // Called after each chunk reached the compressor (the pipe's 'data' listener runs first):
+  // one flush per event-loop turn, after everything written in it.
+  readonly #scheduleCompressorFlush = (): void => {
+    if (this.#compressorFlushScheduled) return
+    this.#compressorFlushScheduled = true
+    setImmediate(this.#flushCompressor)
+  }
+
+  readonly #flushCompressor = (): void => {
+    this.#compressorFlushScheduled = false
+    const compressor = this.#compressor as Flushable
+    // Z_SYNC_FLUSH ends the deflate block on a byte boundary without resetting the dictionary
+    // (Z_FULL_FLUSH, zlib's default, would); Brotli has one flush operation.
+    if (compressor instanceof BrotliCompress) compressor.flush()
+    else compressor.flush(zlib.Z_SYNC_FLUSH)
   }
 
   #accept (msg: unknown): void {
@@ -238,8 +324,13 @@ export class EventStream extends Readable implements Beating, StreamSink {
     const batch = this.#batch
     if (batch === '') return
     this.#batch = ''
-    this.#wroteSinceBeat = true
+    this.#wrote()
     if (!this.push(batch)) this.#blocked = true
+  }
+
+  #wrote (): void {
+    const ticker = this.#settings.heartbeat
+    if (ticker !== undefined) this.#lastWrite = ticker.tick
   }
 
   #demand (): Promise<void> {
@@ -252,39 +343,12 @@ export class EventStream extends Readable implements Beating, StreamSink {
     const wake = this.#wake
     this.#wake = undefined
     wake?.()
-    const onEnd = this.#settings.onEnd
-    this.#settings.onEnd = noop
-    onEnd()
     const listener = this.#endListener
     this.#endListener = undefined
     listener?.()
   }
 }
 
-interface Destination {
-  headersSent: boolean
-  flushHeaders (): void
-  destroy (): void
-}
-
-/** The response Fastify piped this stream into (`payload.pipe(res)`), if piping has begun. */
-function destination (stream: EventStream): Destination | undefined {
-  return (stream as unknown as { _readableState: { pipes: Destination[] } })._readableState.pipes[0]
-}
-
-function flushHead (stream: EventStream): void {
-  const res = destination(stream)
-  if (res !== undefined && !res.headersSent) res.flushHeaders()
-}
-
 function yieldToEventLoop (): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
-}
-
-async function closeIterator (iterator: Iterator<unknown> | AsyncIterator<unknown>, log: FastifyBaseLogger): Promise<void> {
-  try {
-    await iterator.return?.()
-  } catch (err) {
-    log.error({ err }, 'fastify-conduit: closing the event source threw')
-  }
 }

@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import { InvalidSourceError } from '../errors.js'
 import { describe } from '../wire/format.js'
 
@@ -23,15 +24,32 @@ export interface OpenSource<T> {
  */
 export function openSource<T> (source: unknown, context: () => SourceContext): OpenSource<T> {
   // The context is made only for a source function: it holds the stream's AbortController.
-  const value = typeof source === 'function' ? source(context()) : source
+  if (typeof source !== 'function') return iterate(source, source)
+  return iterate(source(context()), source)
+}
+
+/**
+ * The iterator of an iterable or async iterable `value`; throws `FST_ERR_CONDUIT_INVALID_SOURCE`
+ * for anything else (`source` is what reply.sse was given, for the message).
+ */
+export function iterate<T> (value: unknown, source: unknown = value): OpenSource<T> {
   if (value !== null && typeof value === 'object') {
-    if (typeof value[Symbol.asyncIterator] === 'function') {
-      return { iterator: value[Symbol.asyncIterator](), sync: false }
+    if (typeof (value as AsyncIterable<T>)[Symbol.asyncIterator] === 'function') {
+      return { iterator: (value as AsyncIterable<T>)[Symbol.asyncIterator](), sync: false }
     }
-    if (typeof value[Symbol.iterator] === 'function') {
-      return { iterator: value[Symbol.iterator](), sync: true }
+    if (typeof (value as Iterable<T>)[Symbol.iterator] === 'function') {
+      return { iterator: (value as Iterable<T>)[Symbol.iterator](), sync: true }
     }
   }
   const what = typeof source === 'function' ? `a function that returned ${describe(value)}` : describe(value)
   throw new InvalidSourceError(`expected an iterable, async iterable, Readable, channel or a function returning one; got ${what}`)
+}
+
+/** Calls the iterator's `return()` (a generator's `finally` runs); what it throws is logged. */
+export async function closeIterator (iterator: Iterator<unknown> | AsyncIterator<unknown>, log: FastifyBaseLogger): Promise<void> {
+  try {
+    await iterator.return?.()
+  } catch (err) {
+    log.error({ err }, 'fastify-conduit: closing the event source threw')
+  }
 }

@@ -18,7 +18,10 @@ const bad: Array<[string, unknown]> = [
   ['maxConnections', 0],
   ['maxConnections', -5],
   ['maxConnections', 1.5],
-  ['maxConnections', '100']
+  ['maxConnections', '100'],
+  ['closeGracePeriod', -1],
+  ['closeGracePeriod', 0.5],
+  ['closeGracePeriod', '1000']
 ]
 
 for (const [option, value] of bad) {

@@ -21,7 +21,7 @@ t.test('response headers, and headers set earlier are kept', async (t) => {
   t.equal(reader.response.statusCode, 200)
   t.match(reader.headers, {
     'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
+    'cache-control': 'no-cache, no-transform',
     'x-accel-buffering': 'no',
     connection: 'keep-alive',
     'access-control-allow-origin': 'https://app.example',

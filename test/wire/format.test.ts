@@ -105,7 +105,7 @@ t.test('SSEStream', async (t) => {
   const stream = new SSEStream()
   t.same(stream.getHeaders(), {
     'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
+    'cache-control': 'no-cache, no-transform',
     'x-accel-buffering': 'no',
     connection: 'keep-alive'
   })
