@@ -1,0 +1,43 @@
+// Headers the application set before reply.sse come out as it set them, its Cache-Control
+// included: `no-transform` keeps proxies from compressing or buffering the stream.
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import t from 'tap'
+import fastifyConduit from '../../lib/index.js'
+import { connectClient, EventReader, within } from './clients.js'
+
+const PROMPT = 2_000
+
+for (const protocol of ['http1', 'http2'] as const) {
+  t.test(`${protocol} · headers set before reply.sse are kept`, async (t) => {
+    const app = (protocol === 'http2' ? Fastify({ http2: true }) : Fastify()) as unknown as FastifyInstance
+    await app.register(fastifyConduit, { heartbeat: false })
+    app.addHook('onRequest', (request, reply, done) => {
+      reply.header('x-request-id', request.id)
+      done()
+    })
+    app.get('/stream', (request, reply) => {
+      reply.header('cache-control', 'no-cache, no-transform')
+      reply.header('x-app', 'kept')
+      return reply.sse([{ id: '1', data: 'one' }])
+    })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const client = connectClient(app, protocol, PROMPT)
+
+    const res = await client.request('/stream', 'GET', {})
+    const reader = new EventReader(res.body)
+    t.equal(res.status, 200, 'status 200')
+    t.match(res.headers['content-type'], /^text\/event-stream/, 'content-type text/event-stream')
+    t.equal(res.headers['cache-control'], 'no-cache, no-transform', "the app's cache-control, unchanged")
+    t.equal(res.headers['x-app'], 'kept', 'set in the handler')
+    t.match(res.headers['x-request-id'], /./, 'set in an onRequest hook')
+    t.ok(await reader.end(PROMPT), 'the response ends')
+    t.same(reader.events, [{ event: 'message', id: '1', data: 'one' }], 'the event arrives')
+
+    client.end()
+    const closing = app.close()
+    t.ok(await within(closing, 5_000), 'app.close() resolves within 5 s')
+    client.destroy()
+    await closing
+  })
+}
