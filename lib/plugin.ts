@@ -151,7 +151,13 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     let timer: NodeJS.Timeout | undefined
     await Promise.race([allClosed, new Promise((resolve) => { timer = setTimeout(resolve, closeGracePeriod) })])
     clearTimeout(timer)
-    for (const [stream] of closing) if (!stream.isResponseClosed) stream.abort()
+    for (const [stream, session] of closing) {
+      if (stream.isResponseClosed) continue
+      stream.abort()
+      // A GOAWAY'd session still waits to write what it queued for the stalled client, and
+      // Fastify waits for the session: it goes too.
+      session?.destroy()
+    }
     // A destroyed response closes on the next turn; then every stream has let go.
     await allClosed
   })

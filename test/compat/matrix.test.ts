@@ -4,6 +4,7 @@
 // per source kind; its cells run one after the other, then the app must close promptly.
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { PassThrough, Readable } from 'node:stream'
+import { createGzip } from 'node:zlib'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import fastifyCompress from '@fastify/compress'
 import fastifyCors from '@fastify/cors'
@@ -210,6 +211,12 @@ interface Setup {
   headers?: Record<string, string>
   /** The status this setup answers instead of a stream (an auth hook that refuses). */
   refuses?: number
+  /**
+   * The code fastify-conduit logs when it refuses to stream through this setup (an encoder
+   * that cannot be flushed per event): the response is a 200 that ends at once, and nothing
+   * is left running.
+   */
+  refusesStream?: string
   /** Checks on the stream's response head, beyond status and content-type. */
   head? (t: Test, headers: Headers): void
 }
@@ -274,6 +281,17 @@ const setups: Setup[] = [
   {
     name: 'compress text/*',
     install: (app) => app.register(fastifyCompress, { customTypes: /^text\// }),
+    headers: { 'accept-encoding': 'gzip' },
+    head: (t, headers) => t.equal(headers['content-encoding'], 'gzip'),
+    refusesStream: 'FST_ERR_CONDUIT_UNFLUSHABLE_ENCODING'
+  },
+  {
+    name: 'onSend node:zlib gzip',
+    install: (app) => app.addHook('onSend', async (request, reply, payload) => {
+      if (!(payload instanceof Readable)) return payload
+      reply.header('content-encoding', 'gzip')
+      return payload.pipe(createGzip())
+    }),
     headers: { 'accept-encoding': 'gzip' },
     head: (t, headers) => t.equal(headers['content-encoding'], 'gzip')
   },
@@ -380,6 +398,15 @@ async function getCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup
     t.match(res.headers['content-type'], /^text\/event-stream/, 'content-type text/event-stream')
     t.equal(res.headers['content-length'], undefined, 'no content-length')
     setup.head?.(t, res.headers)
+    if (setup.refusesStream !== undefined) {
+      t.ok(await reader.end(PROMPT), 'the refused stream ends at once')
+      await eventually(() => (!probe.started || probe.finished) && openStreams(matrix) <= open, PROMPT)
+      t.ok(!probe.started || probe.finished, 'the source never started, or its finally ran')
+      t.equal(openStreams(matrix), open, 'the stream is no longer counted open')
+      const codes = matrix.logs.slice(logged).map((line) => (line.err as { code?: string } | undefined)?.code)
+      t.ok(codes.includes(setup.refusesStream), `${setup.refusesStream} is logged`)
+      return
+    }
     const expected = kind.expected?.(matrix) ?? RECEIVED
     if (kind.live === true) {
       t.ok(await reader.received(1, PROMPT), 'the first event arrives while the source waits for the client')
