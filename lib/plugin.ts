@@ -133,7 +133,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     reply.send(stream)
     // Settles once the source was closed and the response is over: before that Fastify still
     // has a reply in flight, and a handler that returned or awaited this must not finish early.
-    return Promise.all([running, stream.responseClosed()]).then(noop)
+    return stream.settled(running)
   }
 
   // End every stream before the server stops listening: what is batched is written and each

@@ -1,11 +1,11 @@
 import { Readable } from 'node:stream'
-import { constants as zlib, BrotliCompress } from 'node:zlib'
 import type { FastifyBaseLogger } from 'fastify'
 import { UnflushableEncodingError } from '../errors.js'
 import type { EventFormatter } from '../schema/compile.js'
 import { retryField } from '../wire/format.js'
 import { TICKS_PER_INTERVAL } from './heartbeat.js'
 import type { Beating, HeartbeatTicker } from './heartbeat.js'
+import { EncoderFlush, isFlushable } from './encoder-flush.js'
 import type { ResponseTarget } from './response.js'
 import type { StreamSink } from './sink.js'
 import { closeIterator } from './source.js'
@@ -33,9 +33,10 @@ const FLUSH_AT = 32 * 1024
 const HIGH_WATER_MARK = 64 * 1024
 const HEARTBEAT = ':\n\n'
 
-/** A stream an onSend hook put between this body and the response, that can be flushed (zlib). */
-interface Flushable {
-  flush (kind?: number): void
+/** The response, tagged with the stream that writes it: listeners shared by every stream find it there. */
+const kStream = Symbol('fastify-conduit.stream')
+interface TaggedResponse {
+  [kStream]: EventStream
 }
 
 /**
@@ -54,7 +55,7 @@ export class EventStream extends Readable implements Beating, StreamSink {
   // an AbortController with its signal costs ~1 KB of every idle stream.
   #controller: AbortController | undefined
   #endListener: (() => void) | undefined
-  readonly #closedPromise: Promise<void>
+  #closedPromise: Promise<void> | undefined
   #resolveClosed: (() => void) | undefined
   readonly #flushTask = (): void => {
     this.#flushScheduled = false
@@ -69,8 +70,6 @@ export class EventStream extends Readable implements Beating, StreamSink {
   #closed = false
   // The heartbeat ticker's count at the last write; see TICKS_PER_INTERVAL.
   #lastWrite = 0
-  #compressor: Flushable | undefined
-  #compressorFlushScheduled = false
 
   constructor (settings: EventStreamSettings, response: ResponseTarget) {
     super({ highWaterMark: HIGH_WATER_MARK })
@@ -81,9 +80,11 @@ export class EventStream extends Readable implements Beating, StreamSink {
       this.#lastWrite = settings.heartbeat.tick
       settings.heartbeat.add(this)
     }
-    this.#closedPromise = new Promise((resolve) => { this.#resolveClosed = resolve })
-    response.once('pipe', this.#onPipe)
-    response.once('close', this.#onClose)
+    // Listeners shared by every stream, not closures per stream: an idle stream's memory is
+    // what a server with 10,000 of them pays.
+    ;(response as unknown as TaggedResponse)[kStream] = this
+    response.on('pipe', EventStream.#onResponsePipe)
+    response.on('close', EventStream.#onResponseClose)
   }
 
   /** What a source function receives: aborted when the stream ends for any reason. */
@@ -123,7 +124,17 @@ export class EventStream extends Readable implements Beating, StreamSink {
    * promise with an unsent reply makes Fastify send an empty one).
    */
   responseClosed (): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    this.#closedPromise ??= new Promise((resolve) => { this.#resolveClosed = resolve })
     return this.#closedPromise
+  }
+
+  /**
+   * Resolves once `running` (the source's run) settled and the response is over; see
+   * {@link responseClosed}. What `reply.sse` returns.
+   */
+  settled (running: Promise<void>): Promise<void> {
+    return running.then(() => this.#closed ? undefined : this.responseClosed())
   }
 
   /** True once the response is over; see {@link responseClosed}. */
@@ -240,18 +251,26 @@ export class EventStream extends Readable implements Beating, StreamSink {
   // Fastify pipes the final body (this stream, or what an onSend hook made of it) into the
   // response once the onSend hooks are done and its status and headers are set on it: the
   // one moment the head can be sent, complete, before the first event exists.
-  readonly #onPipe = (body: Readable): void => {
+  static readonly #onResponsePipe = function (this: ResponseTarget, body: Readable): void {
+    this.removeListener('pipe', EventStream.#onResponsePipe)
+    ;(this as unknown as TaggedResponse)[kStream].#piped(body)
+  }
+
+  static readonly #onResponseClose = function (this: ResponseTarget): void {
+    (this as unknown as TaggedResponse)[kStream].#responseClose()
+  }
+
+  #piped (body: Readable): void {
     if (!this.#response.headersSent) this.#response.flushHeaders()
     const encoding = this.#response.getHeader('content-encoding')
     if (body === (this as Readable) || encoding === undefined || encoding === 'identity') return
-    if (typeof (body as Partial<Flushable>).flush === 'function') {
-      // A compressor holds output until it has enough to compress well; flushing it after
-      // every batch keeps events live at a small cost in ratio.
-      this.#compressor = body as unknown as Flushable
-      this.on('data', this.#scheduleCompressorFlush)
-      // What flowed into it before this moment (the source may have run while the onSend
-      // hooks did) gets its flush too.
-      this.#scheduleCompressorFlush()
+    if (isFlushable(body)) {
+      const flush = new EncoderFlush(body)
+      // The pipe's own 'data' listener (added first) has written each chunk when this runs.
+      this.on('data', flush.schedule)
+      // What flowed into the encoder before this moment (the source may have run while the
+      // onSend hooks did) gets its flush too.
+      flush.schedule()
     } else {
       // Events that arrive only when an encoder's buffer fills are worse than no stream: the
       // application would look like it works and deliver nothing live.
@@ -260,7 +279,7 @@ export class EventStream extends Readable implements Beating, StreamSink {
     }
   }
 
-  readonly #onClose = (): void => {
+  #responseClose (): void {
     this.#closed = true
     if (!this.#ended) {
       // Over before this stream ended: the client went away, or the response was never
@@ -271,23 +290,6 @@ export class EventStream extends Readable implements Beating, StreamSink {
     }
     this.#settings.onClose()
     this.#resolveClosed?.()
-  }
-
-  // Called after each chunk reached the compressor (the pipe's 'data' listener runs first):
-  // one flush per event-loop turn, after everything written in it.
-  readonly #scheduleCompressorFlush = (): void => {
-    if (this.#compressorFlushScheduled) return
-    this.#compressorFlushScheduled = true
-    setImmediate(this.#flushCompressor)
-  }
-
-  readonly #flushCompressor = (): void => {
-    this.#compressorFlushScheduled = false
-    const compressor = this.#compressor as Flushable
-    // Z_SYNC_FLUSH ends the deflate block on a byte boundary without resetting the dictionary
-    // (Z_FULL_FLUSH, zlib's default, would); Brotli has one flush operation.
-    if (compressor instanceof BrotliCompress) compressor.flush()
-    else compressor.flush(zlib.Z_SYNC_FLUSH)
   }
 
   #accept (msg: unknown): void {
