@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
@@ -8,6 +8,7 @@ import type { ChannelOptions } from './channel/types.js'
 import { InvalidOptionError, ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
 import { compileRouteEvents } from './schema/compile.js'
 import type { EventFormatter, EventSchemas } from './schema/compile.js'
+import { sharedReferences } from './schema/shared.js'
 import { EventStream } from './stream/event-stream.js'
 import { Heartbeats } from './stream/heartbeat.js'
 import { isAttachable, kAttach } from './stream/sink.js'
@@ -37,7 +38,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   const heartbeats = new Heartbeats()
   // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
   const open = new Map<EventStream, Http2Session | undefined>()
-  const formatters = new WeakMap<EventSchemas, EventFormatter>()
+  const formatters = new WeakMap<EventSchemas, EventFormatter | WeakMap<FastifyInstance, EventFormatter>>()
   const stats = { totalStreams: 0, rejectedStreams: 0 }
   const bus = options.bus === undefined ? memoryBus() : checkBus(options.bus)
   const channels = new ChannelRegistry({
@@ -48,18 +49,32 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   })
 
   // Compile at registration, so a bad schema fails startup rather than the first request.
-  app.addHook('onRoute', (route) => {
+  // `this` is the instance the route is registered on: its shared schemas are the route's.
+  app.addHook('onRoute', function (this: FastifyInstance, route) {
     const schemas = (route.schema as FastifySchema | undefined)?.sse
-    if (schemas !== undefined) formatterOf(schemas)
+    if (schemas !== undefined) formatterOf(schemas, this)
   })
 
-  function formatterOf (schemas: EventSchemas): EventFormatter {
+  // Shared schemas belong to an encapsulation context: event schemas that $ref them are
+  // compiled once per instance that has routes with them, the others once.
+  function formatterOf (schemas: EventSchemas, server: FastifyInstance = app): EventFormatter {
     let format = formatters.get(schemas)
+    if (typeof format === 'function') return format
     if (format === undefined) {
-      format = compileRouteEvents(schemas)
+      if (sharedReferences(schemas, server.getSchemas()) === undefined) {
+        const compiled = compileRouteEvents(schemas)
+        formatters.set(schemas, compiled)
+        return compiled
+      }
+      format = new WeakMap()
       formatters.set(schemas, format)
     }
-    return format
+    let compiled = format.get(server)
+    if (compiled === undefined) {
+      compiled = compileRouteEvents(schemas, server.getSchemas())
+      format.set(server, compiled)
+    }
+    return compiled
   }
 
   app.decorate('sse', {
@@ -106,7 +121,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     const schemas = (reply.routeOptions.schema as FastifySchema | undefined)?.sse
     const lastEventId = request.headers['last-event-id']
     const stream: EventStream = new EventStream({
-      format: schemas === undefined ? formatEvent : formatterOf(schemas),
+      format: schemas === undefined ? formatEvent : formatterOf(schemas, reply.server),
       log: request.log,
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),

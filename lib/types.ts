@@ -2,7 +2,7 @@ import type { Bus } from './channel/bus.js'
 import type { Channel } from './channel/channel.js'
 import type { ChannelOptions } from './channel/types.js'
 import type { EventSchemas } from './schema/compile.js'
-import type { RouteMessage } from './schema/types.js'
+import type { ReplyMessage, RouteEvents } from './schema/types.js'
 import type { AttachableSource } from './stream/sink.js'
 import type { SourceContext } from './stream/source.js'
 
@@ -117,7 +117,19 @@ declare module 'fastify' {
     sse?: EventSchemas
   }
 
-  // Augmentation must repeat every type parameter; only SchemaCompiler is used.
+  interface RouteGenericInterface {
+    /**
+     * fastify-conduit: the route's events when its generics are given explicitly (which leaves
+     * `schema.sse` untyped): event name -> TypeBox schema of its `data` (or the `data` type).
+     *
+     * @example
+     * const events = { tick: Tick }
+     * app.get<{ Querystring: Query, SSE: typeof events }>('/ticks', { schema: { sse: events } }, handler)
+     */
+    SSE?: RouteEvents
+  }
+
+  // Augmentation must repeat every type parameter; RouteGeneric and SchemaCompiler are used.
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   interface FastifyReply<RouteGeneric, RawServer, RawRequest, RawReply, ContextConfig, SchemaCompiler, TypeProvider, ReplyType> {
     /**
@@ -132,7 +144,7 @@ declare module 'fastify' {
      *     yield { event: 'token', id: 1, data: { text: 'Hello' } }
      *   }))
      */
-    sse (source: SSESource<RouteMessage<SchemaCompiler>>, options?: SSEStreamOptions): Promise<void>
+    sse (source: SSESource<ReplyMessage<RouteGeneric, SchemaCompiler>>, options?: SSEStreamOptions): Promise<void>
   }
 
   interface FastifyInstance {

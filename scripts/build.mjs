@@ -22,21 +22,30 @@ writeFileSync(join(root, 'dist/cjs/package.json'), '{ "type": "commonjs" }\n')
 appendFileSync(join(root, 'dist/cjs/index.js'),
   '\nmodule.exports = Object.assign(exports.default, exports);\n')
 
-// Types: the names index.ts exports, read with the compiler API.
+// Types: the names index.ts exports, read with the compiler API. Values become
+// `export import name = api.name`; type-only exports cannot (TS1379: an import alias cannot
+// reference a declaration exported with `export type`, reported in index.d.ts to every user
+// who compiles with skipLibCheck: false), so they are imported with `import type` and
+// re-exported from the namespace, which keeps them type-only (Channel is a class users never
+// construct) and keeps their type parameters.
 const ts = require('typescript')
 const entry = join(root, 'lib/index.ts')
 const program = ts.createProgram([entry], { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: ['node'] })
 const checker = program.getTypeChecker()
-const names = checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(entry)))
-  .map((symbol) => symbol.getName())
-  .filter((name) => name !== 'default')
+const exported = checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(entry)))
+  .filter((symbol) => symbol.getName() !== 'default')
+const isTypeOnly = (symbol) => symbol.declarations.some((declaration) => ts.isTypeOnlyImportOrExportDeclaration(declaration))
+const values = exported.filter((symbol) => !isTypeOnly(symbol)).map((symbol) => symbol.getName())
+const types = exported.filter(isTypeOnly).map((symbol) => symbol.getName())
 const lines = [
   "import * as api from './api.js'",
+  `import type { ${types.join(', ')} } from './api.js'`,
   "import plugin from './plugin.js'",
   'type FastifyConduit = typeof plugin',
   'declare function fastifyConduit (...params: Parameters<FastifyConduit>): ReturnType<FastifyConduit>',
   'declare namespace fastifyConduit {',
-  ...names.map((name) => `  export import ${name} = api.${name}`),
+  ...values.map((name) => `  export import ${name} = api.${name}`),
+  `  export { ${types.join(', ')} }`,
   '  export { fastifyConduit as default }',
   '}',
   'export = fastifyConduit',

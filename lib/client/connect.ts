@@ -13,6 +13,12 @@ import {
 import { EventStreamParser } from './parser.js'
 import { reconnectDelay, wait } from './reconnect.js'
 
+// BodyInit and HeadersInit are names of the DOM lib only: a Node project compiled without it
+// (lib: ["es2022"], types: ["node"]) would fail on them in our declarations. Both libs declare
+// RequestInit, so the shipped types take them from it.
+type BodyInit = NonNullable<RequestInit['body']>
+type HeadersInit = NonNullable<RequestInit['headers']>
+
 /** Event name -> TypeBox schema of that event's `data`, as in the route's `schema.sse`. */
 export type EventSchemas = Record<string, TSchema>
 

@@ -8,6 +8,8 @@ import {
 } from '../errors.js'
 import { assertMessage, DATA, eventField, formatEvent, headFields, stringifyData } from '../wire/format.js'
 import type { SSEMessage } from '../wire/message.js'
+import { sharedReferences } from './shared.js'
+import type { SharedReferences } from './shared.js'
 
 /** `schema.sse`: event name -> TypeBox schema of that event's `data`. */
 export type EventSchemas = Record<string, TSchema>
@@ -29,17 +31,20 @@ export type EventFormatter = (msg: SSEMessage) => string
  * serializer per event name, and the precomputed `event:` line. The returned formatter then
  * does per event: one lookup, one compiled check, one compiled serialize, a few concatenations.
  *
+ * `shared` are the shared schemas (`app.getSchemas()`) that event schemas may `$ref` by `$id`.
+ *
  * @example
  * const format = compileRouteEvents({ token: Type.Object({ text: Type.String() }) })
  * format({ event: 'token', data: { text: 'Hi' } }) // 'event: token\ndata: {"text":"Hi"}\n\n'
  */
-export function compileRouteEvents (schemas: EventSchemas): EventFormatter {
+export function compileRouteEvents (schemas: EventSchemas, shared?: Record<string, unknown>): EventFormatter {
   if (typeof schemas !== 'object' || schemas === null || Array.isArray(schemas)) {
     throw new InvalidSchemaError('expected an object of event name -> schema')
   }
+  const references = shared === undefined ? undefined : sharedReferences(schemas, shared)
   const table = new Map<string, CompiledEvent>()
   for (const name of Object.keys(schemas)) {
-    table.set(name, compileEvent(name, schemas[name]))
+    table.set(name, compileEvent(name, schemas[name], references))
   }
   if (table.size === 0) throw new InvalidSchemaError('it declares no event')
 
@@ -66,7 +71,7 @@ export function compileRouteEvents (schemas: EventSchemas): EventFormatter {
   }
 }
 
-function compileEvent (name: string, schema: unknown): CompiledEvent {
+function compileEvent (name: string, schema: unknown, references: SharedReferences | undefined): CompiledEvent {
   if (name === '') throw new InvalidSchemaError('an event name is empty')
   let prefix: string
   try {
@@ -79,7 +84,7 @@ function compileEvent (name: string, schema: unknown): CompiledEvent {
   }
   let checker
   try {
-    checker = TypeCompiler.Compile(schema as TSchema)
+    checker = TypeCompiler.Compile(schema as TSchema, references?.references)
   } catch (err) {
     throw new InvalidSchemaError(`the schema of event "${name}" does not compile: ${(err as Error).message}`, { cause: err })
   }
@@ -91,7 +96,7 @@ function compileEvent (name: string, schema: unknown): CompiledEvent {
       /* c8 ignore next -- a failed Check always has a first error; the fallback guards TypeBox */
       return first === undefined ? { path: '', message: 'invalid' } : { path: first.path, message: first.message }
     },
-    serialize: compileSerializer(schema as TSchema)
+    serialize: compileSerializer(schema as TSchema, references?.external)
   }
 }
 
@@ -100,9 +105,10 @@ function compileEvent (name: string, schema: unknown): CompiledEvent {
  * like Fastify's response serialization, leaves out properties the schema does not declare.
  * A schema it cannot build (TypeBox kinds with no JSON Schema form) falls back to JSON.
  */
-function compileSerializer (schema: TSchema): (data: unknown) => string {
+function compileSerializer (schema: TSchema, external?: Record<string, unknown>): (data: unknown) => string {
   try {
-    return fastJsonStringify(schema as unknown as Parameters<typeof fastJsonStringify>[0]) as (data: unknown) => string
+    return fastJsonStringify(schema as unknown as Parameters<typeof fastJsonStringify>[0],
+      external === undefined ? undefined : { schema: external as Record<string, Parameters<typeof fastJsonStringify>[0]> }) as (data: unknown) => string
   } catch {
     return stringifyData
   }
