@@ -29,8 +29,6 @@ interface ResolvedOptions {
 // short tokens, and an attacker-sized header must not be echoed into logs or queries.
 const MAX_LAST_EVENT_ID = 1024
 
-const noop = (): void => {}
-
 const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastifyConduit (app, options) {
   const defaults = resolveStreamOptions(options, { heartbeat: 15_000, retry: undefined, onInvalid: 'close' })
   const maxConnections = checkMaxConnections(options.maxConnections)
@@ -105,11 +103,12 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       // HEAD (which Fastify answers for every GET route) gets the stream's head and nothing
       // runs; a client gone before the handler got here gets nothing. Either way the source
       // is closed unstarted: no stream is held, none counts against maxConnections.
-      discardSource(source, request.log)
-      if (isResponseClosed(raw)) return Promise.resolve()
+      const discarded = discardSource(source, request.log)
+      if (isResponseClosed(raw)) return discarded
       setStreamHeaders(reply)
       reply.send(Readable.from([]))
-      return whenResponseClosed(raw)
+      const closed = whenResponseClosed(raw)
+      return discarded.then(() => closed)
     }
     if (open.size >= maxConnections) {
       stats.rejectedStreams++
@@ -232,13 +231,13 @@ function setStreamHeaders (reply: FastifyReply): void {
  * called, a Readable is destroyed, an iterator is returned (a generator that never started
  * has no `finally` to run, and is done). Not a source: throws as for a stream.
  */
-function discardSource (source: unknown, log: FastifyBaseLogger): void {
-  if (typeof source === 'function' || isAttachable(source)) return
+function discardSource (source: unknown, log: FastifyBaseLogger): Promise<void> {
+  if (typeof source === 'function' || isAttachable(source)) return Promise.resolve()
   if (source instanceof Readable) {
     source.destroy()
-    return
+    return Promise.resolve()
   }
-  closeIterator(iterate(source).iterator, log).catch(noop)
+  return closeIterator(iterate(source).iterator, log)
 }
 
 function checkMaxConnections (value: unknown): number {

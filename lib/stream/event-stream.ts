@@ -134,7 +134,7 @@ export class EventStream extends Readable implements Beating, StreamSink {
    * {@link responseClosed}. What `reply.sse` returns.
    */
   settled (running: Promise<void>): Promise<void> {
-    return running.then(() => this.#closed ? undefined : this.responseClosed())
+    return running.then(() => this.responseClosed())
   }
 
   /** True once the response is over; see {@link responseClosed}. */
