@@ -1,19 +1,20 @@
 // Micro-benchmark of the formatting hot paths: formatEvent, a compiled schema.sse formatter,
-// and a channel's publish and fan-out on memoryBus. Nanoseconds per event, median of rounds.
+// and a channel's publish and fan-out on memoryBus. CPU nanoseconds per event over rounds.
 //
 //   npm run build && node bench/wire-micro.mjs                  # this build (dist/)
-//   node bench/wire-micro.mjs /tmp/old-dist/esm/index.js         # also another build, rounds alternated
+//   node bench/wire-micro.mjs /tmp/old-dist/esm/index.js         # also another build
 //
-// Give a second build (e.g. a copy of dist/ from before a change) to compare the two in one
-// run: rounds alternate between them, so machine noise hits both alike.
+// Give a second build (e.g. a copy of dist/ from before a change, kept inside this checkout so
+// that it finds node_modules) to compare the two. Every round runs each build in a fresh
+// process (two builds in one process would share call sites and skew each other), the builds
+// alternating which goes first, so machine noise hits both alike.
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 
-const ROUNDS = 7
-const TARGET_MS = 300
-
-const builds = [{ label: 'this build', specifier: 'fastify-conduit' }]
-if (process.argv[2] !== undefined) builds.push({ label: process.argv[2], specifier: process.argv[2] })
+const ROUNDS = 9
+const TARGET_MS = 200
 
 const Tick = Type.Object({ i: Type.Integer(), text: Type.String() })
 const text = 'hello world'
@@ -64,28 +65,45 @@ async function cases (mod) {
   }
 }
 
+// CPU time of this process rather than wall time: on a shared machine, time spent waiting for
+// a core is not counted (caches and clock speed still move results by a few percent).
+function cpuMicros () {
+  const { user, system } = process.cpuUsage()
+  return user + system
+}
+
 let sink = 0
 async function measure (run) {
   // Calibrate a count that takes about TARGET_MS, then time it.
   let count = 1000
   for (;;) {
-    const start = process.hrtime.bigint()
+    const start = cpuMicros()
     await runCount(run, count)
-    const ms = Number(process.hrtime.bigint() - start) / 1e6
+    const ms = (cpuMicros() - start) / 1e3
     if (ms > TARGET_MS / 4) {
       count = Math.max(1000, Math.round(count * TARGET_MS / ms))
       break
     }
     count *= 4
   }
-  const start = process.hrtime.bigint()
+  const start = cpuMicros()
   await runCount(run, count)
-  return Number(process.hrtime.bigint() - start) / count
+  return (cpuMicros() - start) * 1e3 / count
 }
 
 async function runCount (run, count) {
   if (run.sync !== undefined) {
-    for (let i = 0; i < count; i++) sink += run.sync(i).length
+    // As a stream writes: frames joined into ~32 KiB batches, each made a Buffer (which
+    // flattens the joined string), so that work moved earlier or later is counted alike.
+    let batch = ''
+    for (let i = 0; i < count; i++) {
+      batch += run.sync(i)
+      if (batch.length >= 32 * 1024) {
+        sink += Buffer.from(batch).length
+        batch = ''
+      }
+    }
+    sink += Buffer.from(batch).length
   } else if (run.async !== undefined) {
     for (let i = 0; i < count; i++) sink += (await run.async(i)).length
   } else {
@@ -94,29 +112,38 @@ async function runCount (run, count) {
   }
 }
 
-const loaded = []
-for (const build of builds) loaded.push({ ...build, cases: await cases(await import(build.specifier)) })
-const names = Object.keys(loaded[0].cases)
-const results = new Map(names.map((name) => [name, loaded.map(() => [])]))
+if (process.argv[2] === '--child') {
+  // One round of every case on one build; the parent collects the numbers.
+  const all = await cases(await import(process.argv[3]))
+  const round = {}
+  for (const [name, run] of Object.entries(all)) round[name] = await measure(run)
+  if (sink === 0) throw new Error('nothing measured')
+  process.stdout.write(JSON.stringify(round))
+  process.exit(0)
+}
+
+const builds = [{ label: 'this build', specifier: 'fastify-conduit' }]
+if (process.argv[2] !== undefined) builds.push({ label: process.argv[2], specifier: process.argv[2] })
+const results = builds.map(() => ({}))
 for (let round = 0; round < ROUNDS; round++) {
-  for (const name of names) {
-    for (let b = 0; b < loaded.length; b++) {
-      // Alternate which build goes first, round by round.
-      const index = (b + round) % loaded.length
-      results.get(name)[index].push(await measure(loaded[index].cases[name]))
-    }
+  for (let b = 0; b < builds.length; b++) {
+    const index = (b + round) % builds.length
+    const output = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', builds[index].specifier], { encoding: 'utf8' })
+    for (const [name, ns] of Object.entries(JSON.parse(output))) (results[index][name] ??= []).push(ns)
   }
 }
+
+// The minimum is the least disturbed round (a busy machine only ever adds time); the median
+// is given beside it.
 const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)]
-const header = ['case', ...loaded.map((build) => `${build.label} (ns/event)`)]
-if (loaded.length === 2) header.push('ratio')
+const header = ['case (ns/event, min / median)', ...builds.map((build) => build.label)]
+if (builds.length === 2) header.push('ratio of minimums')
 console.log('| ' + header.join(' | ') + ' |')
 console.log('| ' + header.map((h, i) => i === 0 ? '---' : '---:').join(' | ') + ' |')
-for (const name of names) {
-  const medians = results.get(name).map(median)
-  const row = [name, ...medians.map((ns) => ns.toFixed(1))]
-  if (medians.length === 2) row.push((medians[0] / medians[1]).toFixed(3))
+for (const name of Object.keys(results[0])) {
+  const rounds = results.map((result) => result[name])
+  const minimums = rounds.map((values) => Math.min(...values))
+  const row = [name, ...rounds.map((values, b) => `${minimums[b].toFixed(0)} / ${median(values).toFixed(0)}`)]
+  if (minimums.length === 2) row.push((minimums[0] / minimums[1]).toFixed(3))
   console.log('| ' + row.join(' | ') + ' |')
 }
-if (sink === 0) console.log('(nothing measured)')
-process.exit(0)
