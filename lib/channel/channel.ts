@@ -9,7 +9,7 @@ import {
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
-import { assertMessage, DATA, eventField, ID, stringifyData } from '../wire/format.js'
+import { assertMessage, DATA, EVENT, eventField, ID, stringifyData } from '../wire/format.js'
 import type { Bus, BusEntry, BusListening, BusReplay } from './bus.js'
 import { Subscription } from './subscription.js'
 import type {
@@ -116,6 +116,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
 
   // Bound once: the bus listener and the flush task are the same functions for every event.
   readonly #receive = (id: string, body: string): void => {
+    if (!isChannelFrame(body)) {
+      this.#malformed(id)
+      return
+    }
     const frame = ID + id + '\n' + body
     this.#entries.push({ id, body, frame })
     this.#batch += frame
@@ -338,8 +342,12 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     const entries: Entry[] = []
     let last: string | undefined
     if (replay !== undefined) {
-      for (const { id, body } of replay.entries) entries.push({ id, body, frame: ID + id + '\n' + body })
-      last = entries.length > 0 ? entries[entries.length - 1].id : replay.complete ? lastEventId : undefined
+      for (const { id, body } of replay.entries) {
+        if (isChannelFrame(body)) entries.push({ id, body, frame: ID + id + '\n' + body })
+        else this.#malformed(id)
+      }
+      const replayed = replay.entries.length
+      last = replayed > 0 ? replay.entries[replayed - 1].id : replay.complete ? lastEventId : undefined
     }
     for (const held of [receiver.pending, this.#entries]) {
       for (const entry of held) {
@@ -446,34 +454,57 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   }
 
   /**
-   * Reads a message back from a frame body: `[event: <name>\n]data: <JSON>\n\n`, the only form
-   * channels publish. A body that is not (written to the bus by something else) is skipped.
+   * Reads a message back from an entry (its body a channel frame, see isChannelFrame): the
+   * event name from the `event:` line, the data from the data lines, which are JSON. Data that
+   * is not JSON (written by something else, or by a serializer that wrote a string unescaped)
+   * cannot be given back: skipped.
    */
   #message (entry: BusEntry): ChannelMessage<Events> | undefined {
     const { id, body } = entry
     let event = 'message'
     let start = 0
-    if (body.startsWith(EVENT_LINE)) {
+    if (body.startsWith(EVENT)) {
       start = body.indexOf('\n') + 1
-      event = body.slice(EVENT_LINE.length, start - 1)
+      event = body.slice(EVENT.length, start - 1)
     }
-    if (!body.startsWith(DATA, start) || !body.endsWith('\n\n')) return this.#malformed(id)
-    const json = body.slice(start + DATA.length, -2)
+    // The data lines joined as a client joins them; JSON is one line but for raw serializers.
+    let json = body.slice(start + DATA.length, -2)
+    if (json.indexOf('\n') !== -1) json = json.split(DATA_LINE_BREAK).join('\n')
     let data: unknown
     try {
       data = json === '' ? undefined : JSON.parse(json)
     } catch {
-      return this.#malformed(id)
+      this.#log.warn({ channel: this.name, id }, 'fastify-conduit: a channel event\'s data is not JSON; subscribe() iterators skip it')
+      return undefined
     }
     return { event, data, id } as ChannelMessage<Events>
   }
 
-  #malformed (id: string): undefined {
+  #malformed (id: string): void {
     this.#log.warn({ channel: this.name, id }, 'fastify-conduit: a bus entry is not a channel frame; skipped')
-    return undefined
   }
 }
 
-const EVENT_LINE = 'event: '
+const DATA_LINE_BREAK = '\n' + DATA
+
+/**
+ * Whether a bus entry's body is a frame a channel writes: an optional `event:` line, one or
+ * more `data:` lines, the blank line, no CR. Anything else (written to the bus by something
+ * other than a channel, or corrupted) is never streamed: it could end early and merge with the
+ * next event, or carry an `id:` or `retry:` line of its own. A few `indexOf` scans per entry,
+ * once per instance however many subscribers.
+ */
+function isChannelFrame (body: string): boolean {
+  if (body.indexOf('\r') !== -1) return false
+  let line = body.startsWith(EVENT) ? body.indexOf('\n') + 1 : 0
+  do {
+    if (!body.startsWith(DATA, line)) return false
+    line = body.indexOf('\n', line) + 1
+    if (line === 0) return false
+  } while (line < body.length - 1)
+  return line === body.length - 1 && body.charCodeAt(line) === LF
+}
+
+const LF = 0x0A
 
 function noop (): void {}
