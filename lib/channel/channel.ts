@@ -9,7 +9,8 @@ import {
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
-import { assertMessage, DATA, EVENT, eventField, ID, stringifyData } from '../wire/format.js'
+import { assertMessage, DATA, EVENT, formatEvent, ID } from '../wire/format.js'
+import type { SSEMessage } from '../wire/message.js'
 import type { Bus, BusEntry, BusListening, BusReplay } from './bus.js'
 import { Subscription } from './subscription.js'
 import type {
@@ -115,13 +116,13 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   #closed = false
 
   // Bound once: the bus listener and the flush task are the same functions for every event.
-  readonly #receive = (id: string, body: string): void => {
+  readonly #receive = (id: string, body: string, json: string | undefined): void => {
     if (!isChannelFrame(body)) {
       this.#malformed(id)
       return
     }
     const frame = ID + id + '\n' + body
-    this.#entries.push({ id, body, frame })
+    this.#entries.push({ id, body, json, frame })
     this.#batch += frame
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
@@ -158,7 +159,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   /**
    * Validates and formats `message` once, then publishes it on the bus. Resolves to the id the
    * bus assigned (opaque, strictly increasing). A message the schema rejects, or one with an
-   * `id`, `retry` or `comment`, rejects with a coded error and nothing is sent.
+   * `id`, `retry` or `comment`, rejects with a coded error and nothing is sent. Without a
+   * schema the frame is what `reply.sse` writes for the same message (a string verbatim,
+   * anything else as JSON); with one, the data is always JSON.
    *
    * @example
    * const id = await news.publish({ event: 'headline', data: { title: 'SSE ships' } })
@@ -166,7 +169,13 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   async publish (message: ChannelPublishMessage<Events>): Promise<string> {
     if (this.#closed) throw new ClosedError(`channel "${this.name}"`)
     const body = this.#body(message)
-    const id = await this.#bus.publish(this.name, body, this.#history)
+    // Without a schema a string is written verbatim, as reply.sse writes it. Its data lines
+    // cannot give it back exactly (the string '42' would read as a number, CRLF as LF), so the
+    // string goes on the bus beside the frame, as JSON (which survives any store, lone
+    // surrogates included). The wire carries no marker: clients see what reply.sse sends.
+    const data = (message as SSEMessage).data
+    const json = this.#format === undefined && typeof data === 'string' ? JSON.stringify(data) : undefined
+    const id = await this.#bus.publish(this.name, body, this.#history, json)
     this.#counters.publishedEvents++
     return id
   }
@@ -304,10 +313,8 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       throw new InvalidMessageError('it has neither event nor data')
     }
     if (this.#format !== undefined) return this.#format(message)
-    // Channel data is always JSON, strings too, so that a subscriber on any instance gets
-    // back exactly what was published (a raw string could not be told from a number).
-    const head = message.event === undefined ? '' : eventField(message.event)
-    return head + DATA + (message.data === undefined ? '' : stringifyData(message.data)) + '\n\n'
+    // Exactly what reply.sse writes for the same message: a string verbatim, anything else JSON.
+    return formatEvent({ event: message.event, data: message.data })
   }
 
   /**
@@ -342,8 +349,8 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     const entries: Entry[] = []
     let last: string | undefined
     if (replay !== undefined) {
-      for (const { id, body } of replay.entries) {
-        if (isChannelFrame(body)) entries.push({ id, body, frame: ID + id + '\n' + body })
+      for (const { id, body, json } of replay.entries) {
+        if (isChannelFrame(body)) entries.push({ id, body, json, frame: ID + id + '\n' + body })
         else this.#malformed(id)
       }
       const replayed = replay.entries.length
@@ -455,9 +462,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
 
   /**
    * Reads a message back from an entry (its body a channel frame, see isChannelFrame): the
-   * event name from the `event:` line, the data from the data lines, which are JSON. Data that
-   * is not JSON (written by something else, or by a serializer that wrote a string unescaped)
-   * cannot be given back: skipped.
+   * event name from the `event:` line, the data from the entry's `json` (string data) or else
+   * from the data lines, which are then JSON. Data that is not JSON (written by something
+   * else, or by a serializer that wrote a string unescaped) cannot be given back: skipped.
    */
   #message (entry: BusEntry): ChannelMessage<Events> | undefined {
     const { id, body } = entry
@@ -467,9 +474,12 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       start = body.indexOf('\n') + 1
       event = body.slice(EVENT.length, start - 1)
     }
-    // The data lines joined as a client joins them; JSON is one line but for raw serializers.
-    let json = body.slice(start + DATA.length, -2)
-    if (json.indexOf('\n') !== -1) json = json.split(DATA_LINE_BREAK).join('\n')
+    let json = entry.json
+    if (json === undefined) {
+      // The data lines joined as a client joins them; JSON is one line but for raw serializers.
+      json = body.slice(start + DATA.length, -2)
+      if (json.indexOf('\n') !== -1) json = json.split(DATA_LINE_BREAK).join('\n')
+    }
     let data: unknown
     try {
       data = json === '' ? undefined : JSON.parse(json)
