@@ -325,8 +325,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       throw new InvalidMessageError('it has neither event nor data')
     }
     if (this.#format !== undefined) return this.#format(message)
-    // Exactly what reply.sse writes for the same message: a string verbatim, anything else JSON.
-    return formatEvent({ event: message.event, data: message.data })
+    // Exactly what reply.sse writes for the same message (which has no id, retry or comment,
+    // checked above): a string verbatim, anything else JSON.
+    return formatEvent(message)
   }
 
   /**
