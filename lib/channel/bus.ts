@@ -11,6 +11,14 @@ export interface BusEntry {
   readonly id: string
   /** `event: …\ndata: …\n\n`, exactly as the publishing channel formatted it. */
   readonly body: string
+  /**
+   * The event's data as JSON, when the data lines of `body` are not that JSON: set when the
+   * data was a string, which `body` holds verbatim (as `reply.sse` writes it) and so cannot
+   * give back exactly (`'42'` reads as the number, `'a\r\nb'` as `'a\nb'`). Absent when the
+   * data lines are the data's JSON (objects, numbers, every event of a channel with a schema).
+   * A bus stores it with `body` and gives it back unchanged.
+   */
+  readonly json?: string | undefined
 }
 
 /** What the bus still holds after a Last-Event-ID. */
@@ -25,8 +33,8 @@ export interface BusReplay {
   readonly complete: boolean
 }
 
-/** Receives the live entries of one channel, in id order, each once. */
-export type BusListener = (id: string, body: string) => void
+/** Receives the live entries of one channel, in id order, each once (see {@link BusEntry}). */
+export type BusListener = (id: string, body: string, json: string | undefined) => void
 
 /** A live registration on one channel. */
 export interface BusListening {
@@ -61,10 +69,11 @@ export interface Bus {
    */
   ready (log?: BusLogger): Promise<void>
   /**
-   * Appends `body` to `channel`, keeping about `history` entries, and resolves to the id it
-   * assigned. Listeners on every instance receive it.
+   * Appends `body` (with `json`, when given: see {@link BusEntry.json}) to `channel`, keeping
+   * about `history` entries, and resolves to the id it assigned. Listeners on every instance
+   * receive it.
    */
-  publish (channel: string, body: string, history: number): Promise<string>
+  publish (channel: string, body: string, history: number, json?: string): Promise<string>
   /** Registers a live listener on `channel`. */
   listen (channel: string, listener: BusListener): BusListening
   /** What `channel` retains after `afterId` (see {@link BusReplay.complete}). */

@@ -9,7 +9,8 @@ import {
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
-import { assertMessage, DATA, eventField, ID, stringifyData } from '../wire/format.js'
+import { assertMessage, DATA, EVENT, formatEvent, ID } from '../wire/format.js'
+import type { SSEMessage } from '../wire/message.js'
 import type { Bus, BusEntry, BusListening, BusReplay } from './bus.js'
 import { Subscription } from './subscription.js'
 import type {
@@ -113,11 +114,24 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   #batch = ''
   #flushScheduled = false
   #closed = false
+  /**
+   * The body this channel is handing to the bus, while the bus's publish runs synchronously:
+   * memoryBus delivers to listeners within that call, and a body that is this very string
+   * (same reference) was formatted here, so its shape need not be checked again (the check
+   * flattens and scans the frame: measurable in `bench/wire-micro.mjs`). Any other body
+   * (another instance's, a Redis reply) is checked. Left set if publish throws: harmless, the
+   * body is well-formed.
+   */
+  #publishing: string | undefined
 
   // Bound once: the bus listener and the flush task are the same functions for every event.
-  readonly #receive = (id: string, body: string): void => {
+  readonly #receive = (id: string, body: string, json: string | undefined): void => {
+    if (body !== this.#publishing && !isChannelFrame(body)) {
+      this.#malformed(id)
+      return
+    }
     const frame = ID + id + '\n' + body
-    this.#entries.push({ id, body, frame })
+    this.#entries.push({ id, body, json, frame })
     this.#batch += frame
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
@@ -154,7 +168,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   /**
    * Validates and formats `message` once, then publishes it on the bus. Resolves to the id the
    * bus assigned (opaque, strictly increasing). A message the schema rejects, or one with an
-   * `id`, `retry` or `comment`, rejects with a coded error and nothing is sent.
+   * `id`, `retry` or `comment`, rejects with a coded error and nothing is sent. Without a
+   * schema the frame is what `reply.sse` writes for the same message (a string verbatim,
+   * anything else as JSON); with one, the data is always JSON.
    *
    * @example
    * const id = await news.publish({ event: 'headline', data: { title: 'SSE ships' } })
@@ -162,7 +178,16 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   async publish (message: ChannelPublishMessage<Events>): Promise<string> {
     if (this.#closed) throw new ClosedError(`channel "${this.name}"`)
     const body = this.#body(message)
-    const id = await this.#bus.publish(this.name, body, this.#history)
+    // Without a schema a string is written verbatim, as reply.sse writes it. Its data lines
+    // cannot give it back exactly (the string '42' would read as a number, CRLF as LF), so the
+    // string goes on the bus beside the frame, as JSON (which survives any store, lone
+    // surrogates included). The wire carries no marker: clients see what reply.sse sends.
+    const data = (message as SSEMessage).data
+    const json = this.#format === undefined && typeof data === 'string' ? JSON.stringify(data) : undefined
+    this.#publishing = body
+    const published = this.#bus.publish(this.name, body, this.#history, json)
+    this.#publishing = undefined
+    const id = await published
     this.#counters.publishedEvents++
     return id
   }
@@ -300,10 +325,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       throw new InvalidMessageError('it has neither event nor data')
     }
     if (this.#format !== undefined) return this.#format(message)
-    // Channel data is always JSON, strings too, so that a subscriber on any instance gets
-    // back exactly what was published (a raw string could not be told from a number).
-    const head = message.event === undefined ? '' : eventField(message.event)
-    return head + DATA + (message.data === undefined ? '' : stringifyData(message.data)) + '\n\n'
+    // Exactly what reply.sse writes for the same message (which has no id, retry or comment,
+    // checked above): a string verbatim, anything else JSON.
+    return formatEvent(message)
   }
 
   /**
@@ -338,8 +362,12 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     const entries: Entry[] = []
     let last: string | undefined
     if (replay !== undefined) {
-      for (const { id, body } of replay.entries) entries.push({ id, body, frame: ID + id + '\n' + body })
-      last = entries.length > 0 ? entries[entries.length - 1].id : replay.complete ? lastEventId : undefined
+      for (const { id, body, json } of replay.entries) {
+        if (isChannelFrame(body)) entries.push({ id, body, json, frame: ID + id + '\n' + body })
+        else this.#malformed(id)
+      }
+      const replayed = replay.entries.length
+      last = replayed > 0 ? replay.entries[replayed - 1].id : replay.complete ? lastEventId : undefined
     }
     for (const held of [receiver.pending, this.#entries]) {
       for (const entry of held) {
@@ -446,34 +474,60 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   }
 
   /**
-   * Reads a message back from a frame body: `[event: <name>\n]data: <JSON>\n\n`, the only form
-   * channels publish. A body that is not (written to the bus by something else) is skipped.
+   * Reads a message back from an entry (its body a channel frame, see isChannelFrame): the
+   * event name from the `event:` line, the data from the entry's `json` (string data) or else
+   * from the data lines, which are then JSON. Data that is not JSON (written by something
+   * else, or by a serializer that wrote a string unescaped) cannot be given back: skipped.
    */
   #message (entry: BusEntry): ChannelMessage<Events> | undefined {
     const { id, body } = entry
     let event = 'message'
     let start = 0
-    if (body.startsWith(EVENT_LINE)) {
+    if (body.startsWith(EVENT)) {
       start = body.indexOf('\n') + 1
-      event = body.slice(EVENT_LINE.length, start - 1)
+      event = body.slice(EVENT.length, start - 1)
     }
-    if (!body.startsWith(DATA, start) || !body.endsWith('\n\n')) return this.#malformed(id)
-    const json = body.slice(start + DATA.length, -2)
+    let json = entry.json
+    if (json === undefined) {
+      // The data lines joined as a client joins them; JSON is one line but for raw serializers.
+      json = body.slice(start + DATA.length, -2)
+      if (json.indexOf('\n') !== -1) json = json.split(DATA_LINE_BREAK).join('\n')
+    }
     let data: unknown
     try {
       data = json === '' ? undefined : JSON.parse(json)
     } catch {
-      return this.#malformed(id)
+      this.#log.warn({ channel: this.name, id }, 'fastify-conduit: a channel event\'s data is not JSON; subscribe() iterators skip it')
+      return undefined
     }
     return { event, data, id } as ChannelMessage<Events>
   }
 
-  #malformed (id: string): undefined {
+  #malformed (id: string): void {
     this.#log.warn({ channel: this.name, id }, 'fastify-conduit: a bus entry is not a channel frame; skipped')
-    return undefined
   }
 }
 
-const EVENT_LINE = 'event: '
+const DATA_LINE_BREAK = '\n' + DATA
+
+/**
+ * Whether a bus entry's body is a frame a channel writes: an optional `event:` line, one or
+ * more `data:` lines, the blank line, no CR. Anything else (written to the bus by something
+ * other than a channel, or corrupted) is never streamed: it could end early and merge with the
+ * next event, or carry an `id:` or `retry:` line of its own. A few `indexOf` scans per entry,
+ * once per instance however many subscribers.
+ */
+function isChannelFrame (body: string): boolean {
+  if (body.indexOf('\r') !== -1) return false
+  let line = body.startsWith(EVENT) ? body.indexOf('\n') + 1 : 0
+  do {
+    if (!body.startsWith(DATA, line)) return false
+    line = body.indexOf('\n', line) + 1
+    if (line === 0) return false
+  } while (line < body.length - 1)
+  return line === body.length - 1 && body.charCodeAt(line) === LF
+}
+
+const LF = 0x0A
 
 function noop (): void {}

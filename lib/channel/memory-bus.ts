@@ -29,11 +29,11 @@ class MemoryStream {
     return this.#first
   }
 
-  append (epoch: string, body: string, history: number): string {
+  append (epoch: string, body: string, json: string | undefined, history: number): string {
     if (history !== this.#capacity) this.#resize(history)
     const seq = this.#next++
     const id = epoch + '-' + seq
-    this.#ring[seq % this.#capacity] = { id, body }
+    this.#ring[seq % this.#capacity] = { id, body, json }
     if (seq - this.#first >= this.#capacity) this.#first = seq - this.#capacity + 1
     return id
   }
@@ -96,11 +96,11 @@ class MemoryBus implements Bus {
     this.#users++
   }
 
-  async publish (channel: string, body: string, history: number): Promise<string> {
+  async publish (channel: string, body: string, history: number, json?: string): Promise<string> {
     if (this.#closed) throw new ClosedError('the bus')
     const stream = this.#stream(channel)
-    const id = stream.append(this.#epoch, body, history)
-    for (const listener of stream.listeners) listener(id, body)
+    const id = stream.append(this.#epoch, body, json, history)
+    for (const listener of stream.listeners) listener(id, body, json)
     return id
   }
 

@@ -8,7 +8,8 @@ export interface ChannelOptions<Events extends EventSchemas | undefined = EventS
    * Event name -> TypeBox schema of that event's `data`, as in a route's `schema.sse`. A
    * publish with an undeclared name or a payload the schema rejects fails with a coded error
    * and sends nothing.
-   * @default none: any event name, any JSON-serializable data
+   * @default none: any event name; string data is written verbatim (as `reply.sse` writes it),
+   * anything else as JSON
    */
   schema?: Events
   /**
@@ -49,7 +50,9 @@ export type ChannelPublishMessage<Events extends EventSchemas | undefined> = Eve
 
 /**
  * What a subscriber receives: the event name (`'message'` when published without one), the
- * data as JSON round-trips it, and the id the bus assigned.
+ * data, and the id the bus assigned. Without a schema, string data comes back as the very
+ * string published (`'42'` stays a string), anything else as JSON round-trips it; with a
+ * schema, the data as its serializer wrote it, parsed back from JSON.
  */
 export type ChannelMessage<Events extends EventSchemas | undefined> = Events extends EventSchemas
   ? { [Name in keyof Events & string]: { event: Name, data: Static<Events[Name]>, id: string } }[keyof Events & string]

@@ -39,8 +39,13 @@ interface Stream {
   ready: Promise<void>
 }
 
-// The stream entry field holding the frame.
+// The fields of a stream entry: `frame`, the frame without its id line (BusEntry.body), and,
+// for string data only, `json`, the data as JSON (BusEntry.json). Entries written before
+// `json` existed have `frame` alone; their data lines were JSON for every kind of data, so
+// they read back as before. Older versions of this package reading the new entries stream
+// them as they should, but their subscribe() reads string data as JSON: see the README.
 const FRAME = 'frame'
+const JSON_FIELD = 'json'
 // A blocking read returns after this long even when nothing came, so a channel whose CLIENT
 // UNBLOCK was refused (ACLs) or raced the read still joins within this delay.
 const BLOCK_MS = 1000
@@ -56,7 +61,9 @@ const ERROR_PAUSE_MS = 1000
  * them with Last-Event-ID resumes without loss (within the history) or duplicates.
  *
  * - A channel is a stream `<prefix><name>`; publish is one `XADD … MAXLEN ~ <history>`, whose
- *   id (`<ms>-<seq>`) is the event's id.
+ *   id (`<ms>-<seq>`) is the event's id. An entry's fields are `frame` (the event as written
+ *   to clients, without its id) and, for string data, `json` (the string as JSON, so that
+ *   subscribers get it back exactly).
  * - Each instance reads all its channels with one blocking `XREAD` on one dedicated
  *   connection, whatever the number of channels and subscribers.
  * - Replay is `XRANGE` from the Last-Event-ID.
@@ -126,9 +133,11 @@ class RedisBus implements Bus {
     await this.#connect()
   }
 
-  publish (channel: string, body: string, history: number): Promise<string> {
-    return this.#run(`cannot publish to "${channel}"`, (command) =>
-      command.xadd(this.#prefix + channel, 'MAXLEN', '~', history, '*', FRAME, body) as Promise<string>)
+  publish (channel: string, body: string, history: number, json?: string): Promise<string> {
+    const key = this.#prefix + channel
+    return this.#run(`cannot publish to "${channel}"`, (command) => (json === undefined
+      ? command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body)
+      : command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body, JSON_FIELD, json)) as Promise<string>)
   }
 
   listen (channel: string, listener: BusListener): BusListening {
@@ -323,9 +332,9 @@ class RedisBus implements Bus {
       if (this.#reading.get(key) !== stream) continue
       for (const [id, fields] of entries) {
         stream.cursor = id
-        const body = frameOf(fields)
-        if (body === undefined) continue
-        for (const listener of stream.listeners) listener(id, body)
+        const entry = entryOf(id, fields)
+        if (entry === undefined) continue
+        for (const listener of stream.listeners) listener(id, entry.body, entry.json)
       }
     }
   }
@@ -337,17 +346,22 @@ class RedisBus implements Bus {
   }
 }
 
-/** The frame field of a stream entry's `[field, value, …]`; undefined if something else wrote it. */
-function frameOf (fields: string[]): string | undefined {
-  for (let i = 0; i < fields.length; i += 2) if (fields[i] === FRAME) return fields[i + 1]
-  return undefined
+/** A stream entry's `[field, value, …]` as a bus entry; undefined without `frame` (something else wrote it). */
+function entryOf (id: string, fields: string[]): BusEntry | undefined {
+  let body: string | undefined
+  let json: string | undefined
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === FRAME) body = fields[i + 1]
+    else if (fields[i] === JSON_FIELD) json = fields[i + 1]
+  }
+  return body === undefined ? undefined : { id, body, json }
 }
 
 function entriesOf (raw: Array<[string, string[]]>): BusEntry[] {
   const entries: BusEntry[] = []
   for (const [id, fields] of raw) {
-    const body = frameOf(fields)
-    if (body !== undefined) entries.push({ id, body })
+    const entry = entryOf(id, fields)
+    if (entry !== undefined) entries.push(entry)
   }
   return entries
 }

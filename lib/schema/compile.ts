@@ -6,7 +6,7 @@ import {
   InvalidSchemaError,
   UndeclaredEventError
 } from '../errors.js'
-import { assertMessage, DATA, eventField, formatEvent, headFields, stringifyData } from '../wire/format.js'
+import { assertMessage, DATA, eventField, fieldLines, formatEvent, headFields, stringifyData } from '../wire/format.js'
 import type { SSEMessage } from '../wire/message.js'
 import { sharedReferences } from './shared.js'
 import type { SharedReferences } from './shared.js'
@@ -66,8 +66,10 @@ export function compileRouteEvents (schemas: EventSchemas, shared?: Record<strin
       // The order of fields within a frame does not change what a client sees (§9.2.6).
       frame += headFields({ comment: msg.comment, id: msg.id, retry: msg.retry })
     }
-    // JSON never contains a raw CR or LF (JSON.stringify escapes them), so one data line.
-    return data === undefined ? frame + DATA + '\n\n' : frame + DATA + compiled.serialize(data) + '\n\n'
+    // fast-json-stringify writes `format: 'unsafe'` strings unescaped, and serializes what an
+    // object's toJSON() returns without the check: its output may hold a raw CR or LF. Split it
+    // as a string payload is split, so no payload can end its line and forge a field or event.
+    return data === undefined ? frame + DATA + '\n\n' : frame + fieldLines(DATA, compiled.serialize(data)) + '\n'
   }
 }
 

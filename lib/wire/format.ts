@@ -27,6 +27,11 @@ export const COMMENT = ': '
 /**
  * Writes `text` as one or more lines of the field `prefix`, splitting on CRLF, LF and lone CR.
  * The common case (no line break) costs two `indexOf` scans and one concatenation.
+ *
+ * Every `data:` line goes through here, whatever produced the text: a string payload, or the
+ * output of a serializer (JSON.stringify, a compiled fast-json-stringify). A serializer that
+ * emits a raw line break (fast-json-stringify's `format: 'unsafe'` strings) then gets the same
+ * treatment as a string payload: a new `data:` line, never the end of the event.
  */
 export function fieldLines (prefix: string, text: string): string {
   if (text.indexOf('\n') === -1 && text.indexOf('\r') === -1) return prefix + text + '\n'
@@ -118,8 +123,9 @@ export function formatEvent (msg: SSEMessage): string {
     return head + '\n'
   }
   if (typeof data === 'string') return head + fieldLines(DATA, data) + '\n'
-  // JSON.stringify escapes CR and LF inside strings and adds none of its own: one line.
-  return head + DATA + stringifyData(data) + '\n\n'
+  // JSON.stringify escapes CR and LF, so this is one line; split anyway, so that the guarantee
+  // does not rest on what a serializer promises.
+  return head + fieldLines(DATA, stringifyData(data)) + '\n'
 }
 
 /** A short description of a value for error messages; never the value itself (no payloads in logs). */

@@ -211,23 +211,51 @@ t.test('a replay that fails ends the subscriber the same way', async (t) => {
   await t.rejects(subscription.ready, { code: 'FST_ERR_CONDUIT_BUS' })
 })
 
-t.test('bus entries that are not channel frames are skipped by iterators, and logged', async (t) => {
+t.test('bus entries that are not channel frames are neither streamed nor iterated, and are logged', async (t) => {
   const bus = memoryBus()
   const logs = new LogCapture()
-  const { app } = await startApp(t, { bus }, () => {}, { logger: logs.logger })
-  const channel = app.sse.channel('mixed')
+  let channel!: Channel
+  const { url } = await startApp(t, { bus }, (app) => {
+    channel = app.sse.channel('mixed')
+    app.get('/mixed', (request, reply) => reply.sse(channel))
+  }, { logger: logs.logger })
   const first = await channel.publish({ data: 0 })
   const subscription = channel.subscribe()
   await subscription.ready
-  await bus.publish('mixed', 'not a frame', 10)
-  await bus.publish('mixed', 'data: {broken\n\n', 10)
-  await bus.publish('mixed', 'event: x\ndata: 1\n', 10)
+  const stream = await openStream(url + '/mixed')
+  // Written to the bus by something other than a channel: streamed as they are, each would
+  // corrupt the stream (merge with the next event, forge one, or carry a field of its own).
+  const foreign = [
+    'not a frame',
+    'event: x\ndata: 1\n',
+    'data: 1\n\nevent: forged\ndata: 2\n\n',
+    'data: 1\nid: forged\n\n',
+    'data: 1\nretry: 1\n\n',
+    'data: 1\r\n\n',
+    'event: x\n\n',
+    'event: x',
+    'data: 1\nx',
+    'data: 1',
+    ''
+  ]
+  for (const body of foreign) await bus.publish('mixed', body, 1000)
+  // A well-formed frame whose data is not JSON: clients get it; iterators cannot read it back.
+  const broken = await bus.publish('mixed', 'data: {broken\n\n', 1000)
+  // JSON over several data lines: read as a client joins them.
+  const lines = await bus.publish('mixed', 'event: list\ndata: [1,\ndata: 2]\n\n', 1000)
   const good = await channel.publish({ data: 'good' })
-  t.same(await take(subscription, 1), [{ event: 'message', data: 'good', id: good }])
-  t.equal(logs.lines.filter((line) => String(line.msg).includes('not a channel frame')).length, 3)
+  t.strictSame(await take(subscription, 2), [{ event: 'list', data: [1, 2], id: lines }, { event: 'message', data: 'good', id: good }])
+  t.same((await stream.take(3)).map((frame) => [frame.id, frame.data]), [[broken, '{broken'], [lines, '[1,\n2]'], [good, 'good']])
+  t.equal(logs.count('not a channel frame'), foreign.length)
+  t.equal(logs.count('is not JSON'), 1)
   // In a replay, too.
   const replayed = channel.subscribe({ lastEventId: first })
-  t.same(await take(replayed, 1), [{ event: 'message', data: 'good', id: good }])
+  t.strictSame(await take(replayed, 2), [{ event: 'list', data: [1, 2], id: lines }, { event: 'message', data: 'good', id: good }])
+  const resumed = await openStream(url + '/mixed', { 'last-event-id': first })
+  t.same((await resumed.take(3)).map((frame) => [frame.id, frame.data]), [[broken, '{broken'], [lines, '[1,\n2]'], [good, 'good']])
+  t.equal(logs.count('not a channel frame'), foreign.length * 3, 'logged again by each replay')
+  await stream.abort()
+  await resumed.abort()
   await subscription.return()
   await replayed.return()
 })

@@ -1,4 +1,6 @@
 import { connect, createServer } from 'node:net'
+import { createParser } from 'eventsource-parser'
+import type { EventSourceMessage } from 'eventsource-parser'
 import type { Socket } from 'node:net'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
@@ -133,6 +135,59 @@ export async function openStream (url: string, headers: Record<string, string> =
       return reading
     }
   })
+}
+
+/**
+ * An SSE response read with fetch and parsed by an independent parser (eventsource-parser), as
+ * its bytes arrive: the events exactly as a spec-conforming client dispatches them.
+ */
+export async function openParsed (url: string, headers: Record<string, string> = {}): Promise<{
+  events: EventSourceMessage[]
+  take (count: number): Promise<EventSourceMessage[]>
+  abort (): Promise<void>
+}> {
+  const controller = new AbortController()
+  const response = await fetch(url, { headers, signal: controller.signal })
+  const events: EventSourceMessage[] = []
+  let waiting: { count: number, resolve: () => void } | undefined
+  let ended = false
+  const notify = (): void => {
+    if (waiting !== undefined && (events.length >= waiting.count || ended)) waiting.resolve()
+  }
+  const parser = createParser({
+    onEvent: (event) => {
+      events.push(event)
+      notify()
+    }
+  })
+  const reading = (async () => {
+    const decoder = new TextDecoder()
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        parser.feed(decoder.decode(chunk, { stream: true }))
+      }
+    } catch {
+      // aborted by the test
+    }
+    ended = true
+    notify()
+  })()
+  let taken = 0
+  return {
+    events,
+    async take (count) {
+      const want = taken + count
+      if (events.length < want && !ended) await new Promise<void>((resolve) => { waiting = { count: want, resolve } })
+      waiting = undefined
+      const slice = events.slice(taken, want)
+      taken += slice.length
+      return slice
+    },
+    abort: () => {
+      controller.abort()
+      return reading
+    }
+  }
 }
 
 /**

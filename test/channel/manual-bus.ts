@@ -28,9 +28,9 @@ export class ManualBus implements Bus {
     this.closeCalls++
   }
 
-  async publish (channel: string, body: string): Promise<string> {
+  async publish (channel: string, body: string, history: number, json?: string): Promise<string> {
     const id = `1-${++this.#seq}`
-    this.#log(channel).push({ id, body })
+    this.#log(channel).push({ id, body, json })
     return id
   }
 
@@ -39,8 +39,8 @@ export class ManualBus implements Bus {
     const log = this.#log(channel)
     const from = this.#delivered.get(channel) ?? 0
     this.#delivered.set(channel, log.length)
-    for (const { id, body } of log.slice(from)) {
-      for (const listener of this.#listeners.get(channel) ?? []) listener(id, body)
+    for (const { id, body, json } of log.slice(from)) {
+      for (const listener of this.#listeners.get(channel) ?? []) listener(id, body, json)
     }
   }
 

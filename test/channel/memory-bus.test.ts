@@ -67,6 +67,17 @@ t.test('listeners get entries as they are published; stop() ends that', async (t
   t.same(seen, ['one'])
 })
 
+t.test('an entry\'s json travels with its body, live and in replays', async (t) => {
+  const bus = memoryBus()
+  const seen: unknown[] = []
+  bus.listen('c', (id, body, json) => seen.push([body, json]))
+  const first = await bus.publish('c', 'data: hi\n\n', 10, '"hi"')
+  await bus.publish('c', 'data: 1\n\n', 10)
+  t.same(seen, [['data: hi\n\n', '"hi"'], ['data: 1\n\n', undefined]])
+  const { entries } = await bus.replay('c', 'unknown')
+  t.strictSame(entries.map((entry) => [entry.id, entry.json]), [[first, '"hi"'], [entries[1].id, undefined]])
+})
+
 t.test('ready() and close() pair up: a bus shared by two apps closes with the last', async (t) => {
   const bus = memoryBus()
   await bus.ready()

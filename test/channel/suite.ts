@@ -1,10 +1,13 @@
 import { once } from 'node:events'
-import { Type } from '@sinclair/typebox'
+import { FormatRegistry, Type } from '@sinclair/typebox'
 import { EventSource } from 'eventsource'
+import type { EventSourceMessage } from 'eventsource-parser'
 import type { test } from 'tap'
 import type { Bus, Channel, ChannelMessage } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
-import { openStream, RawSubscriber, startApp, take, uniqueName } from './helpers.js'
+import { firstMismatch, jsonRoundTrip, random, randomName, randomString, randomValue, sameJson, wellFormed } from '../wire/property.js'
+import type { Expected } from '../wire/property.js'
+import { openParsed, openStream, RawSubscriber, startApp, take, uniqueName } from './helpers.js'
 import type { Frame } from './helpers.js'
 
 /** How the suite gets buses: the memory bus, or Redis. */
@@ -23,6 +26,17 @@ export type Test = Parameters<Parameters<typeof test>[0]>[0]
 
 const Headline = Type.Object({ title: Type.String(), rank: Type.Optional(Type.Integer()) })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
+
+/** The data of the next `count` events an EventSource dispatches (of type `message`). */
+function collect (source: EventSource, count: number): Promise<string[]> {
+  const received: string[] = []
+  return new Promise((resolve) => {
+    source.addEventListener('message', (event) => {
+      received.push(event.data)
+      if (received.length === count) resolve(received)
+    })
+  })
+}
 
 function dataOf (frames: Frame[]): unknown[] {
   return frames.map((frame) => frame.data === undefined ? undefined : JSON.parse(frame.data))
@@ -202,7 +216,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     await subscription.return()
   })
 
-  t.test('without a schema: data is JSON (strings too), events may have no data, names are checked', async (t) => {
+  t.test('without a schema: a string verbatim, anything else JSON; events may have no data; names are checked', async (t) => {
     const bus = kit.create()
     let channel!: Channel
     const { url } = await startApp(t, { bus }, (app) => {
@@ -213,24 +227,142 @@ export function channelSuite (t: Test, kit: BusKit): void {
     await warm.ready
     const stream = await openStream(url + '/free')
     const ids = [
-      await channel.publish({ data: 'line one\nline two' }),
+      await channel.publish({ data: 'line one\r\nline two' }),
       await channel.publish({ event: 'ping' }),
-      await channel.publish({ event: 'obj', data: { nested: [1, 'two', null] } })
+      await channel.publish({ event: 'obj', data: { nested: [1, 'two', null] } }),
+      await channel.publish({ event: 'num', data: '42' }),
+      await channel.publish({ data: '' })
     ]
     await t.rejects(channel.publish({ event: 'bad\nname', data: 1 }), { code: 'FST_ERR_CONDUIT_INVALID_EVENT_NAME' })
     await t.rejects(channel.publish({ data: 10n }), { code: 'FST_ERR_CONDUIT_UNSERIALIZABLE_DATA' })
-    t.same((await stream.take(3)).map((frame) => frame.raw), [
-      `id: ${ids[0]}\ndata: "line one\\nline two"\n`,
+    t.same((await stream.take(5)).map((frame) => frame.raw), [
+      `id: ${ids[0]}\ndata: line one\ndata: line two\n`,
       `id: ${ids[1]}\nevent: ping\ndata: \n`,
-      `id: ${ids[2]}\nevent: obj\ndata: {"nested":[1,"two",null]}\n`
+      `id: ${ids[2]}\nevent: obj\ndata: {"nested":[1,"two",null]}\n`,
+      `id: ${ids[3]}\nevent: num\ndata: 42\n`,
+      `id: ${ids[4]}\ndata: \n`
     ])
-    t.same(await take(warm, 3), [
-      { event: 'message', data: 'line one\nline two', id: ids[0] },
+    // Exactly what was published: the CRLF kept, the string '42' a string, '' not undefined.
+    t.strictSame(await take(warm, 5), [
+      { event: 'message', data: 'line one\r\nline two', id: ids[0] },
       { event: 'ping', data: undefined, id: ids[1] },
-      { event: 'obj', data: { nested: [1, 'two', null] }, id: ids[2] }
+      { event: 'obj', data: { nested: [1, 'two', null] }, id: ids[2] },
+      { event: 'num', data: '42', id: ids[3] },
+      { event: 'message', data: '', id: ids[4] }
     ])
     await stream.abort()
     await warm.return()
+  })
+
+  t.test('without a schema, a channel sends a string as reply.sse does: live, replayed, resumed; subscribe() gives back each value exactly', async (t) => {
+    const bus = kit.create()
+    const values: unknown[] = ['hello', '{"a":1}', '42', 'true', 'null', '"quoted"', 'a\r\nb\rc\nd', '', ' lead', 'é😀\u2028', { a: 1 }, 42, null, false, ['x', 2]]
+    let channel!: Channel
+    const { url } = await startApp(t, { bus }, (app) => {
+      channel = app.sse.channel(uniqueName('plain'))
+      app.get('/channel', (request, reply) => reply.sse(channel))
+      app.get('/direct', (request, reply) => reply.sse(values.map((data) => ({ data }))))
+    })
+    const warm = channel.subscribe()
+    await warm.ready
+    const live = new EventSource(url + '/channel')
+    t.teardown(() => live.close())
+    const liveData = collect(live, values.length)
+    await once(live, 'open')
+    const ids: string[] = []
+    for (const data of values) ids.push(await channel.publish({ data }))
+
+    const direct = new EventSource(url + '/direct')
+    t.teardown(() => direct.close())
+    const expected = await collect(direct, values.length)
+    direct.close()
+    t.same(expected.slice(0, 3), ['hello', '{"a":1}', '42'], 'reply.sse writes strings verbatim')
+    t.strictSame(await liveData, expected, 'live: what reply.sse sends')
+
+    // A client that reconnects after the first event: replayed, then resumed live.
+    const resumed = await openStream(url + '/channel', { 'last-event-id': ids[0] })
+    const frames = await resumed.take(values.length - 1)
+    t.strictSame(frames.map((frame) => frame.data ?? ''), expected.slice(1), 'replayed after Last-Event-ID: the same')
+    const next = await channel.publish({ data: 'after' })
+    t.strictSame(await resumed.take(1), [{ raw: `id: ${next}\ndata: after\n`, id: next, data: 'after' }], 'then live')
+    await resumed.abort()
+
+    const published = values.map((data, i) => ({ event: 'message', data, id: ids[i] }))
+    t.strictSame(await take(warm, values.length), published, 'subscribe(): exactly what was published')
+    const replayed = channel.subscribe({ lastEventId: ids[0] })
+    t.strictSame(await take(replayed, values.length - 1), published.slice(1), 'and in a replay')
+    await replayed.return()
+    await warm.return()
+  })
+
+  t.test('property: random payloads give one event each, with its name, id and data, live and replayed; subscribe() gives each back exactly', async (t) => {
+    // As test/schema/roundtrip.test.ts: an application that accepts fast-json-stringify's
+    // unescaped strings. Whatever the serializer writes, it stays inside its event.
+    FormatRegistry.Set('unsafe', () => true)
+    const Raw = Type.Object({ text: Type.String({ format: 'unsafe' }) })
+    const Note = Type.Object({ text: Type.String(), tags: Type.Array(Type.String()) })
+    const bus = kit.create()
+    let free!: Channel
+    let typed!: Channel<{ raw: typeof Raw, note: typeof Note }>
+    const { url } = await startApp(t, { bus }, (app) => {
+      free = app.sse.channel(uniqueName('random'))
+      typed = app.sse.channel(uniqueName('random-typed'), { schema: { raw: Raw, note: Note } })
+      app.get('/free', (request, reply) => reply.sse(free))
+      app.get('/typed', (request, reply) => reply.sse(typed))
+    })
+    const iterator = free.subscribe()
+    await iterator.ready
+    const streams = [await openParsed(url + '/free'), await openParsed(url + '/typed')]
+    const next = random(7)
+    const count = 120
+    const expected: Expected[][] = [[], []]
+    const published: Array<{ event: string, data: unknown, id: string }> = []
+    const ids: string[][] = [[], []]
+    for (let i = 0; i < count; i++) {
+      // Event names as any store keeps them: Redis holds UTF-8, where a lone surrogate is lost.
+      const event = next() < 0.7 ? randomName(next, 8).toWellFormed() : undefined
+      const data = randomValue(next)
+      const id = await free.publish({ event, data })
+      ids[0].push(id)
+      published.push({ event: event ?? 'message', data: jsonRoundTrip(data), id })
+      expected[0].push({ event: event === '' ? undefined : event, id, data: typeof data === 'string' ? wellFormed(data) : sameJson(data) })
+
+      const text = randomString(next, 30)
+      const raw = next() < 0.5
+      const typedId = raw
+        ? await typed.publish({ event: 'raw', data: { text } })
+        : await typed.publish({ event: 'note', data: { text, tags: [randomString(next, 5)] } })
+      ids[1].push(typedId)
+      expected[1].push({ event: raw ? 'raw' : 'note', id: typedId, data: raw ? wellFormed(`{"text":"${text}"}`) : (data) => JSON.parse(data).text === text })
+    }
+    // A last event on each: anything forged before it would shift it out of place.
+    const end = await free.publish({ event: 'end', data: 'end' })
+    ids[0].push(end)
+    expected[0].push({ event: 'end', id: end, data: 'end' })
+    const typedEnd = await typed.publish({ event: 'note', data: { text: 'end', tags: [] } })
+    ids[1].push(typedEnd)
+    expected[1].push({ event: 'note', id: typedEnd, data: '{"text":"end","tags":[]}' })
+    const check = (label: string, want: Expected[], got: EventSourceMessage[]): void => {
+      const mismatch = firstMismatch(want, got)
+      if (mismatch === -1) t.pass(label)
+      else t.fail(`${label}: first difference at event ${mismatch}`, { found: got[mismatch], wanted: want[mismatch] })
+    }
+    for (const [n, stream] of streams.entries()) {
+      check(`live, ${n === 0 ? 'no schema' : 'schema'}`, expected[n], await stream.take(count + 1))
+      await stream.abort()
+    }
+    // Replayed after a Last-Event-ID in the middle: the rest, the same way.
+    const from = 50
+    for (const [n, path] of ['/free', '/typed'].entries()) {
+      const replay = await openParsed(url + path, { 'last-event-id': ids[n][from] })
+      check(`replayed, ${n === 0 ? 'no schema' : 'schema'}`, expected[n].slice(from + 1), await replay.take(count - from))
+      await replay.abort()
+    }
+    t.strictSame(await take(iterator, count), published, 'subscribe(): each message exactly as published')
+    const replayed = free.subscribe({ lastEventId: ids[0][from] })
+    t.strictSame(await take(replayed, count - from - 1), published.slice(from + 1), 'and replayed')
+    await replayed.return()
+    await iterator.return()
   })
 
   t.test('a name is one channel: the same options return it, other options are an error', async (t) => {

@@ -223,6 +223,42 @@ if (await needRedis(t)) {
     await replayed.return()
   })
 
+  t.test('entry format: frame, plus json for string data; entries of the older format (frame alone) read as before', async (t) => {
+    const client = testClient()
+    await client.connect()
+    t.teardown(() => client.quit())
+    const logs = new LogCapture()
+    let channel!: Channel
+    const { url } = await startApp(t, { bus: bus() }, (app) => {
+      channel = app.sse.channel(uniqueName('format'))
+      app.get('/c', (request, reply) => reply.sse(channel))
+    }, { logger: logs.logger })
+    const key = prefix + channel.name
+    const text = await channel.publish({ event: 'e', data: '42' })
+    const object = await channel.publish({ data: { a: 1 } })
+    t.same(await client.xrange(key, '-', '+'), [
+      [text, ['frame', 'event: e\ndata: 42\n\n', 'json', '"42"']],
+      [object, ['frame', 'data: {"a":1}\n\n']]
+    ], 'the string verbatim in the frame and as JSON beside it; other data as JSON in the frame only')
+
+    // Before json existed, every frame held JSON, strings too: such entries read as they did.
+    const old = await client.xadd(key, '*', 'frame', 'data: "hello"\n\n') as string
+    // json that is not JSON (not written by a channel): streamed, but not iterated.
+    const odd = await client.xadd(key, '*', 'frame', 'data: x\n\n', 'json', '{nope') as string
+    const subscription = channel.subscribe({ lastEventId: text })
+    t.strictSame(await take(subscription, 2), [
+      { event: 'message', data: { a: 1 }, id: object },
+      { event: 'message', data: 'hello', id: old }
+    ])
+    const stream = await openStream(url + '/c', { 'last-event-id': text })
+    t.same((await stream.take(3)).map((frame) => [frame.id, frame.data]), [[object, '{"a":1}'], [old, '"hello"'], [odd, 'x']])
+    const last = await channel.publish({ data: 'last' })
+    t.strictSame(await take(subscription, 1), [{ event: 'message', data: 'last', id: last }], 'the odd one skipped')
+    t.equal(logs.count('is not JSON'), 1)
+    await stream.abort()
+    await subscription.return()
+  })
+
   t.test('a read that fails (a key changed type under the reader) is logged and retried', async (t) => {
     const client = testClient()
     await client.connect()

@@ -1,52 +1,13 @@
-import { createParser } from 'eventsource-parser'
-import type { EventSourceMessage } from 'eventsource-parser'
 import t from 'tap'
 import { formatEvent } from '../../lib/index.js'
 import type { SSEMessage } from '../../lib/index.js'
+import { firstMismatch, parseAll, random, randomName, randomString, randomValue, sameJson, wellFormed } from './property.js'
+import type { Expected } from './property.js'
 
 // Property test: whatever the strings, formatting then parsing with an independent parser
 // (eventsource-parser) gives back exactly the events that were sent, and nothing more. The
 // frames go through UTF-8 bytes and are fed in random chunks, as a socket would deliver them.
-
-// A small seeded PRNG (mulberry32), so a failure names a seed that reproduces it.
-function random (seed: number): () => number {
-  return () => {
-    seed |= 0
-    seed = seed + 0x6D2B79F5 | 0
-    let x = Math.imul(seed ^ seed >>> 15, 1 | seed)
-    x = x + Math.imul(x ^ x >>> 7, 61 | x) ^ x
-    return ((x ^ x >>> 14) >>> 0) / 4294967296
-  }
-}
-
-const PIECES = ['\n', '\r', '\r\n', '\0', ' ', ':', 'data: ', 'id:', 'é', '€', '😀', '\uD800', '\uDFFF', '\uFEFF', 'a', 'Zz', '\u2028', '\t']
-
-function randomString (next: () => number, max: number): string {
-  let s = ''
-  const length = Math.floor(next() * max)
-  for (let i = 0; i < length; i++) {
-    s += next() < 0.7 ? PIECES[Math.floor(next() * PIECES.length)] : String.fromCharCode(Math.floor(next() * 0x3000))
-  }
-  return s
-}
-
-function parseAll (bytes: Buffer, next: () => number): EventSourceMessage[] {
-  const events: EventSourceMessage[] = []
-  const parser = createParser({ onEvent: (event) => events.push(event) })
-  const decoder = new TextDecoder()
-  let offset = 0
-  while (offset < bytes.length) {
-    const size = 1 + Math.floor(next() * 64)
-    parser.feed(decoder.decode(bytes.subarray(offset, offset + size), { stream: true }))
-    offset += size
-  }
-  parser.feed(decoder.decode())
-  return events
-}
-
-// What a client can see: a UTF-8 stream has no lone surrogates (they arrive as U+FFFD), and
-// every line break inside data arrives as LF.
-const wellFormed = (s: string): string => s.toWellFormed().replace(/\r\n|\r/g, '\n')
+// The schema path has its own in test/schema/roundtrip.test.ts, channels in test/channel/suite.ts.
 
 t.test('random data, event names, ids and comments round-trip', async (t) => {
   for (let seed = 1; seed <= 300; seed++) {
@@ -86,6 +47,33 @@ t.test('random data, event names, ids and comments round-trip', async (t) => {
     }
   }
   t.pass('300 seeds x 20 events round-trip')
+})
+
+t.test('any data: a string verbatim, anything else JSON; one event per message, always', async (t) => {
+  for (let seed = 1; seed <= 300; seed++) {
+    const next = random(seed)
+    const expected: Expected[] = []
+    let wire = ''
+    for (let i = 0; i < 20; i++) {
+      const data = randomValue(next)
+      const msg: SSEMessage = { data }
+      if (next() < 0.5) msg.event = randomName(next, 8)
+      if (next() < 0.5) msg.id = randomName(next, 8).replace(/\0/g, '')
+      wire += formatEvent(msg)
+      expected.push({
+        event: msg.event === undefined || msg.event === '' ? undefined : wellFormed(msg.event),
+        id: msg.id === undefined ? undefined : wellFormed(String(msg.id)),
+        data: typeof data === 'string' ? wellFormed(data) : sameJson(data)
+      })
+    }
+    const received = parseAll(Buffer.from(wire, 'utf8'), next)
+    const mismatch = firstMismatch(expected, received)
+    if (mismatch !== -1) {
+      t.fail(`seed ${seed}: first difference at event ${mismatch}`, { found: received[mismatch], wanted: expected[mismatch] })
+      return
+    }
+  }
+  t.pass('300 seeds x 20 events')
 })
 
 t.test('JSON data round-trips through JSON.parse', async (t) => {
