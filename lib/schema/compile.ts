@@ -1,5 +1,4 @@
 import type { TSchema } from '@sinclair/typebox'
-import { TypeCompiler } from '@sinclair/typebox/compiler'
 import fastJsonStringify from 'fast-json-stringify'
 import {
   InvalidEventDataError,
@@ -8,18 +7,18 @@ import {
 } from '../errors.js'
 import { assertMessage, DATA, eventField, fieldLines, formatEvent, headFields, stringifyData } from '../wire/format.js'
 import type { SSEMessage } from '../wire/message.js'
+import { compileCheck } from './check.js'
+import type { CompiledCheck } from './check.js'
 import { sharedReferences } from './shared.js'
 import type { SharedReferences } from './shared.js'
 
 /** `schema.sse`: event name -> TypeBox schema of that event's `data`. */
 export type EventSchemas = Record<string, TSchema>
 
-/** What is compiled once per event name. */
-interface CompiledEvent {
+/** What is compiled once per event name: the check of its data, and what follows. */
+interface CompiledEvent extends CompiledCheck {
   /** `event: name\n`, or `''` for `message`, the type EventSource gives events without one. */
   readonly prefix: string
-  readonly check: (data: unknown) => boolean
-  readonly explain: (data: unknown) => { path: string, message: string }
   readonly serialize: (data: unknown) => string
 }
 
@@ -84,20 +83,16 @@ function compileEvent (name: string, schema: unknown, references: SharedReferenc
   if (typeof schema !== 'object' || schema === null) {
     throw new InvalidSchemaError(`the schema of event "${name}" is not a schema object`)
   }
-  let checker
+  let compiled: CompiledCheck
   try {
-    checker = TypeCompiler.Compile(schema as TSchema, references?.references)
+    compiled = compileCheck(schema as TSchema, references?.references)
   } catch (err) {
     throw new InvalidSchemaError(`the schema of event "${name}" does not compile: ${(err as Error).message}`, { cause: err })
   }
   return {
     prefix,
-    check: (data) => checker.Check(data),
-    explain: (data) => {
-      const first = checker.Errors(data).First()
-      /* c8 ignore next -- a failed Check always has a first error; the fallback guards TypeBox */
-      return first === undefined ? { path: '', message: 'invalid' } : { path: first.path, message: first.message }
-    },
+    check: compiled.check,
+    explain: compiled.explain,
     serialize: compileSerializer(schema as TSchema, references?.external)
   }
 }
