@@ -3,9 +3,10 @@ import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
 import { memoryBus } from './channel/memory-bus.js'
-import { ChannelRegistry, checkBus, checkMaxBufferedBytes } from './channel/registry.js'
+import { ChannelRegistry } from './channel/registry.js'
 import type { ChannelOptions } from './channel/types.js'
-import { InvalidOptionError, ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
+import { ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
+import { compileOptions } from './options.js'
 import { compileRouteEvents } from './schema/compile.js'
 import type { EventFormatter, EventSchemas } from './schema/compile.js'
 import { sharedReferences } from './schema/shared.js'
@@ -15,6 +16,7 @@ import { isAttachable, kAttach } from './stream/sink.js'
 import { isResponseClosed, whenResponseClosed } from './stream/response.js'
 import { closeIterator, iterate, openSource } from './stream/source.js'
 import type { OpenSource } from './stream/source.js'
+import { FastifyConduitOptionsSchema, SSEStreamOptionsSchema } from './types.js'
 import type { FastifyConduitOptions, InvalidEventPolicy, SSEDecorator, SSEStats, SSEStreamOptions } from './types.js'
 import { formatEvent } from './wire/format.js'
 import { HTTP1_HEADERS, HTTP2_HEADERS } from './wire/event.js'
@@ -29,19 +31,28 @@ interface ResolvedOptions {
 // short tokens, and an attacker-sized header must not be echoed into logs or queries.
 const MAX_LAST_EVENT_ID = 1024
 
-const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastifyConduit (app, options) {
-  const defaults = resolveStreamOptions(options, { heartbeat: 15_000, retry: undefined, onInvalid: 'close' })
-  const maxConnections = checkMaxConnections(options.maxConnections)
-  const closeGracePeriod = checkCloseGracePeriod(options.closeGracePeriod)
+const checkPluginOptions = compileOptions('options', FastifyConduitOptionsSchema)
+const checkStreamOptions = compileOptions('options', SSEStreamOptionsSchema)
+const { properties: DEFAULTS } = FastifyConduitOptionsSchema
+
+const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastifyConduit (app, pluginOptions) {
+  const options = checkPluginOptions(pluginOptions)
+  const defaults = resolveStreamOptions(options, {
+    heartbeat: DEFAULTS.heartbeat.default,
+    retry: undefined,
+    onInvalid: DEFAULTS.onInvalid.default
+  })
+  const maxConnections: number = options.maxConnections ?? DEFAULTS.maxConnections.default
+  const closeGracePeriod: number = options.closeGracePeriod ?? DEFAULTS.closeGracePeriod.default
   const heartbeats = new Heartbeats()
   // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
   const open = new Map<EventStream, Http2Session | undefined>()
   const formatters = new WeakMap<EventSchemas, EventFormatter | WeakMap<FastifyInstance, EventFormatter>>()
   const stats = { totalStreams: 0, rejectedStreams: 0 }
-  const bus = options.bus === undefined ? memoryBus() : checkBus(options.bus)
+  const bus = options.bus ?? memoryBus()
   const channels = new ChannelRegistry({
     bus,
-    maxBufferedBytes: options.maxBufferedBytes === undefined ? 4 * 1024 * 1024 : checkMaxBufferedBytes(options.maxBufferedBytes),
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes.default,
     log: app.log,
     compile: formatterOf
   })
@@ -96,7 +107,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
 
   function startStream (reply: FastifyReply, source: unknown, streamOptions: SSEStreamOptions | undefined): Promise<void> {
     if (reply.sent) throw new ReplyAlreadySentError()
-    const settings = streamOptions === undefined ? defaults : resolveStreamOptions(streamOptions, defaults)
+    const settings = streamOptions === undefined ? defaults : resolveStreamOptions(checkStreamOptions(streamOptions), defaults)
     const request = reply.request
     const raw = reply.raw
     if (request.method === 'HEAD' || isResponseClosed(raw)) {
@@ -184,18 +195,9 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   })
 }
 
+/** Checked options over `defaults`: an option given as `undefined` is not given. */
 function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object')
   const { heartbeat = defaults.heartbeat, retry = defaults.retry, onInvalid = defaults.onInvalid } = options
-  if (heartbeat !== false && !(Number.isSafeInteger(heartbeat) && heartbeat > 0)) {
-    throw new InvalidOptionError('heartbeat', 'must be a positive integer of milliseconds or false')
-  }
-  if (retry !== undefined && !(Number.isSafeInteger(retry) && retry >= 0)) {
-    throw new InvalidOptionError('retry', 'must be a non-negative integer of milliseconds')
-  }
-  if (onInvalid !== 'close' && onInvalid !== 'skip') {
-    throw new InvalidOptionError('onInvalid', "must be 'close' or 'skip'")
-  }
   return { heartbeat, retry, onInvalid }
 }
 
@@ -203,12 +205,6 @@ function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOpti
 const NON_ASCII = /[\u0080-\uffff]/
 function decodeHeader (value: string): string {
   return NON_ASCII.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value
-}
-
-function checkCloseGracePeriod (value: unknown): number {
-  if (value === undefined) return 1000
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
-  throw new InvalidOptionError('closeGracePeriod', 'must be a non-negative integer of milliseconds')
 }
 
 /**
@@ -238,12 +234,6 @@ function discardSource (source: unknown, log: FastifyBaseLogger): Promise<void> 
     return Promise.resolve()
   }
   return closeIterator(iterate(source).iterator, log)
-}
-
-function checkMaxConnections (value: unknown): number {
-  if (value === undefined) return 10_000
-  if (value === Infinity || (typeof value === 'number' && Number.isSafeInteger(value) && value > 0)) return value
-  throw new InvalidOptionError('maxConnections', 'must be a positive integer or Infinity')
 }
 
 /**

@@ -1,59 +1,56 @@
+import { Type } from '@sinclair/typebox'
+import type { Static } from '@sinclair/typebox'
 import type { Bus } from './channel/bus.js'
 import type { Channel } from './channel/channel.js'
 import type { ChannelOptions } from './channel/types.js'
+import { History, Implements, MaxBufferedBytes, Milliseconds } from './options.js'
 import type { EventSchemas } from './schema/compile.js'
 import type { ReplyMessage, RouteEvents } from './schema/types.js'
 import type { AttachableSource } from './stream/sink.js'
 import type { SourceContext } from './stream/source.js'
 
 // The public types of the plugin and its additions to Fastify's (reply.sse, app.sse,
-// schema.sse). Types only: the runtime is in plugin.ts.
+// schema.sse). The options types are Static<> of their schemas, which plugin.ts checks.
 
+export const InvalidEventPolicySchema = Type.Union([Type.Literal('close'), Type.Literal('skip')], { default: 'close', errorMessage: "must be 'close' or 'skip'" })
 /** What to do with an event that fails its schema (or the wire rules). */
-export type InvalidEventPolicy = 'close' | 'skip'
+export type InvalidEventPolicy = Static<typeof InvalidEventPolicySchema>
 
-/** Options of `reply.sse()`, overriding the plugin's for one stream. */
-export interface SSEStreamOptions {
+export const SSEStreamOptionsSchema = Type.Object({
   /**
    * Milliseconds of idleness after which a comment frame keeps the connection alive;
    * `false` disables heartbeats.
    * @default the plugin's `heartbeat` (15000)
    */
-  heartbeat?: number | false
+  heartbeat: Type.Optional(Type.Union([
+    Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    Type.Literal(false)
+  ], { default: 15_000, errorMessage: 'must be a positive integer of milliseconds or false' })),
   /**
    * Reconnection delay sent once at stream start as `retry: <ms>`.
    * @default the plugin's `retry` (none)
    */
-  retry?: number
+  retry: Type.Optional(Milliseconds()),
   /**
    * `'close'` ends the stream at the first invalid event; `'skip'` drops it and goes on.
    * Either way the event is never written and the request log gets the reason.
    * @default the plugin's `onInvalid` ('close')
    */
-  onInvalid?: InvalidEventPolicy
-}
+  onInvalid: Type.Optional(InvalidEventPolicySchema)
+})
+/** Options of `reply.sse()`, overriding the plugin's for one stream. */
+export type SSEStreamOptions = Static<typeof SSEStreamOptionsSchema>
 
-/** Options of the fastify-conduit plugin. */
-export interface FastifyConduitOptions extends SSEStreamOptions {
+export const FastifyConduitOptionsSchema = Type.Object({
+  ...SSEStreamOptionsSchema.properties,
   /**
    * Open SSE streams allowed at once; one more is answered `503` with `Retry-After`.
    * @default 10000
    */
-  maxConnections?: number
-  /**
-   * What carries channels: `memoryBus()` (this process only) or `redisBus()` from
-   * `fastify-conduit/redis` (every instance on one Redis). Its `ready()` runs in `onReady`,
-   * so an unreachable bus fails `app.ready()`; its `close()` runs in `onClose`.
-   * @default memoryBus()
-   */
-  bus?: Bus
-  /**
-   * Bytes a channel subscriber may have waiting (unsent) before it is disconnected as too
-   * slow; each channel may set its own. The client reconnects with Last-Event-ID and loses
-   * nothing within the channel's history.
-   * @default 4194304 (4 MiB)
-   */
-  maxBufferedBytes?: number
+  maxConnections: Type.Optional(Type.Union([
+    Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    Type.Literal(Infinity)
+  ], { default: 10_000, errorMessage: 'must be a positive integer or Infinity' })),
   /**
    * Milliseconds `app.close()` gives open streams to hand their last bytes to clients. At
    * close every stream ends cleanly (what is batched is written); a response still not done
@@ -61,8 +58,25 @@ export interface FastifyConduitOptions extends SSEStreamOptions {
    * `app.close()` resolves within about this bound whatever the clients do. `0` destroys at once.
    * @default 1000
    */
-  closeGracePeriod?: number
-}
+  closeGracePeriod: Type.Optional(Milliseconds({ default: 1000 })),
+  /**
+   * What carries channels: `memoryBus()` (this process only) or `redisBus()` from
+   * `fastify-conduit/redis` (every instance on one Redis). Its `ready()` runs in `onReady`,
+   * so an unreachable bus fails `app.ready()`; its `close()` runs in `onClose`.
+   * @default memoryBus()
+   */
+  bus: Type.Optional(Implements<Bus>(['ready', 'publish', 'listen', 'replay', 'compare', 'close'], { history: History() },
+    { errorMessage: 'must be a bus such as memoryBus() or redisBus()' })),
+  /**
+   * Bytes a channel subscriber may have waiting (unsent) before it is disconnected as too
+   * slow; each channel may set its own. The client reconnects with Last-Event-ID and loses
+   * nothing within the channel's history.
+   * @default 4194304 (4 MiB)
+   */
+  maxBufferedBytes: Type.Optional(MaxBufferedBytes({ default: 4 * 1024 * 1024 }))
+})
+/** Options of the fastify-conduit plugin. */
+export type FastifyConduitOptions = Static<typeof FastifyConduitOptionsSchema>
 
 /**
  * Anything `reply.sse` streams from: an async iterable or iterable of messages (generators,

@@ -1,15 +1,21 @@
-import { ClosedError, InvalidOptionError } from '../errors.js'
+import { Type } from '@sinclair/typebox'
+import type { Static } from '@sinclair/typebox'
+import { ClosedError } from '../errors.js'
+import { compileOptions, History } from '../options.js'
 import { compareStreamIds, STREAM_ID } from './bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusReplay } from './bus.js'
 
-/** Options of {@link memoryBus}. */
-export interface MemoryBusOptions {
+export const MemoryBusOptionsSchema = Type.Object({
   /**
    * Events kept per channel for replay, when the channel does not set its own `history`.
    * @default 1000
    */
-  history?: number
-}
+  history: Type.Optional(History({ default: 1000 }))
+})
+/** Options of {@link memoryBus}. */
+export type MemoryBusOptions = Static<typeof MemoryBusOptionsSchema>
+
+const checkMemoryBusOptions = compileOptions('memoryBus options', MemoryBusOptionsSchema)
 
 /** One channel's retained entries: a ring of `capacity` slots, sequence numbers contiguous. */
 class MemoryStream {
@@ -86,10 +92,7 @@ class MemoryBus implements Bus {
   #closed = false
 
   constructor (options: MemoryBusOptions) {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('memoryBus options', 'must be an object')
-    const { history = 1000 } = options
-    if (!Number.isSafeInteger(history) || history < 1) throw new InvalidOptionError('history', 'must be a positive integer')
-    this.history = history
+    this.history = checkMemoryBusOptions(options).history ?? MemoryBusOptionsSchema.properties.history.default
   }
 
   async ready (): Promise<void> {

@@ -1,10 +1,14 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { ClosedError, InvalidChannelError, InvalidOptionError } from '../errors.js'
+import { ClosedError, InvalidChannelError } from '../errors.js'
+import { compileOptions } from '../options.js'
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import type { Bus } from './bus.js'
 import { Channel } from './channel.js'
 import type { ChannelCounters } from './channel.js'
+import { ChannelOptionsSchema } from './types.js'
 import type { ChannelOptions } from './types.js'
+
+const checkChannelOptions = compileOptions('channel options', ChannelOptionsSchema)
 
 /** What one Fastify instance's channels share. */
 export interface ChannelRegistrySettings {
@@ -42,11 +46,9 @@ export class ChannelRegistry {
   channel (name: unknown, options: ChannelOptions = {}): Channel<EventSchemas | undefined> {
     if (this.#closed) throw new ClosedError('fastify-conduit')
     if (typeof name !== 'string' || name === '') throw new InvalidChannelError('the name must be a non-empty string')
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('channel options', 'must be an object')
     const settings = this.#settings
-    const { schema, history = settings.bus.history, maxBufferedBytes = settings.maxBufferedBytes } = options
-    if (!Number.isSafeInteger(history) || history < 1) throw new InvalidOptionError('history', 'must be a positive integer')
-    checkMaxBufferedBytes(maxBufferedBytes)
+    const { history = settings.bus.history, maxBufferedBytes = settings.maxBufferedBytes } = checkChannelOptions(options)
+    const schema = options.schema
     const existing = this.#channels.get(name)
     if (existing !== undefined) {
       if (existing.history === history && existing.maxBufferedBytes === maxBufferedBytes && sameSchemas(existing.schema, schema)) {
@@ -75,23 +77,6 @@ export class ChannelRegistry {
     this.#closed = true
     for (const { channel } of this.#channels.values()) channel.close()
   }
-}
-
-/** Bytes of the send buffer: a positive safe integer. */
-export function checkMaxBufferedBytes (value: unknown): number {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value
-  throw new InvalidOptionError('maxBufferedBytes', 'must be a positive integer of bytes')
-}
-
-/** Checks that `value` has every method of the Bus interface. */
-export function checkBus (value: unknown): Bus {
-  const methods = ['ready', 'publish', 'listen', 'replay', 'compare', 'close'] as const
-  const bus = value as Bus
-  if (typeof value !== 'object' || value === null || methods.some((method) => typeof bus[method] !== 'function') ||
-    !(Number.isSafeInteger(bus.history) && bus.history > 0)) {
-    throw new InvalidOptionError('bus', 'must be a bus such as memoryBus() or redisBus()')
-  }
-  return bus
 }
 
 /**

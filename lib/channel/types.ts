@@ -1,9 +1,30 @@
+import { Type } from '@sinclair/typebox'
 import type { Static } from '@sinclair/typebox'
+import { History, MaxBufferedBytes } from '../options.js'
 import type { EventSchemas } from '../schema/compile.js'
 import type { SchemaMessage } from '../schema/types.js'
 
-/** Options of `app.sse.channel(name, options)`. */
-export interface ChannelOptions<Events extends EventSchemas | undefined = EventSchemas | undefined> {
+export const ChannelOptionsSchema = Type.Object({
+  /**
+   * Events kept for replay to clients reconnecting with Last-Event-ID.
+   * @default the bus's `history` (1000)
+   */
+  history: Type.Optional(History()),
+  /**
+   * Bytes a subscriber may have waiting (unsent) before it is disconnected as too slow. The
+   * client reconnects with Last-Event-ID and loses nothing within `history`. Keep it above the
+   * size of a full replay.
+   * @default the plugin's `maxBufferedBytes` (4 MiB)
+   */
+  maxBufferedBytes: Type.Optional(MaxBufferedBytes())
+})
+
+/**
+ * Options of `app.sse.channel(name, options)`. `schema` is checked when it is compiled (as a
+ * route's is), the others by {@link ChannelOptionsSchema}.
+ */
+export interface ChannelOptions<Events extends EventSchemas | undefined = EventSchemas | undefined>
+  extends Static<typeof ChannelOptionsSchema> {
   /**
    * Event name -> TypeBox schema of that event's `data`, as in a route's `schema.sse`. A
    * publish with an undeclared name or a payload the schema rejects fails with a coded error
@@ -12,18 +33,6 @@ export interface ChannelOptions<Events extends EventSchemas | undefined = EventS
    * anything else as JSON
    */
   schema?: Events
-  /**
-   * Events kept for replay to clients reconnecting with Last-Event-ID.
-   * @default the bus's `history` (1000)
-   */
-  history?: number
-  /**
-   * Bytes a subscriber may have waiting (unsent) before it is disconnected as too slow. The
-   * client reconnects with Last-Event-ID and loses nothing within `history`. Keep it above the
-   * size of a full replay.
-   * @default the plugin's `maxBufferedBytes` (4 MiB)
-   */
-  maxBufferedBytes?: number
 }
 
 /** Options of `channel.subscribe()`. */

@@ -1,0 +1,67 @@
+import { Kind, Type, TypeRegistry } from '@sinclair/typebox'
+import type { SchemaOptions, Static, TInteger, TObject, TProperties, TSchema, TUnsafe } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { InvalidOptionError } from './errors.js'
+import { compileCheck } from './schema/check.js'
+
+// Every options object (the plugin's, reply.sse's, a channel's, memoryBus's, redisBus's) is
+// described once as a TypeBox schema, its type is Static<> of it, and it is checked by the
+// compiled schema. Each option's schema carries `errorMessage`: what a wrong value is told,
+// as `option "<name>" <errorMessage>`.
+
+/** Events kept for replay (by a bus, or by one channel): a positive integer. */
+export function History (options: SchemaOptions = {}): TInteger {
+  return Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, errorMessage: 'must be a positive integer', ...options })
+}
+
+/** Bytes a channel subscriber may have waiting (the plugin's, or one channel's). */
+export function MaxBufferedBytes (options: SchemaOptions = {}): TInteger {
+  return Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, errorMessage: 'must be a positive integer of bytes', ...options })
+}
+
+/** A non-negative integer of milliseconds (a delay; `0` is allowed). */
+export function Milliseconds (options: SchemaOptions = {}): TInteger {
+  return Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, errorMessage: 'must be a non-negative integer of milliseconds', ...options })
+}
+
+const IMPLEMENTS = 'FastifyConduit/Implements'
+
+interface ImplementsSchema {
+  readonly methods: readonly string[]
+  readonly properties: Record<string, TSchema>
+}
+
+// A Bus, an ioredis client: objects known by what they do. TypeBox's Object explains a failure
+// by own properties only, and these have their methods on a prototype; so they are a kind of
+// their own, whose check and explanation agree.
+TypeRegistry.Set<ImplementsSchema>(IMPLEMENTS, (schema, value) => {
+  if (typeof value !== 'object' || value === null) return false
+  const object = value as Record<string, unknown>
+  return schema.methods.every((method) => typeof object[method] === 'function') &&
+    Object.keys(schema.properties).every((key) => Value.Check(schema.properties[key], object[key]))
+})
+
+/**
+ * An object (a class instance, say) with these methods and these properties, own or
+ * inherited; typed as `T`, which describes it better than a schema could.
+ */
+export function Implements<T> (methods: readonly string[], properties: TProperties, options: SchemaOptions): TUnsafe<T> {
+  return Type.Unsafe<T>({ ...options, [Kind]: IMPLEMENTS, methods, properties })
+}
+
+/**
+ * Compiles the schema of an options object once, and returns its check: the options, typed,
+ * or an InvalidOptionError naming the first option that is wrong (`name` when the options are
+ * not an object at all). Only the check runs on good options: they are explained on failure.
+ */
+export function compileOptions<T extends TObject> (name: string, schema: T): (options: unknown) => Static<T> {
+  const { check, explain } = compileCheck(schema)
+  return function checkOptions (options) {
+    if (check(options)) return options as Static<T>
+    // The path is a JSON Pointer whose first segment is the option (our names need no escapes).
+    const path = explain(options).path
+    if (path === '') throw new InvalidOptionError(name, 'must be an object')
+    const key = path.slice(1).split('/')[0]
+    throw new InvalidOptionError(key, String(schema.properties[key].errorMessage))
+  }
+}
