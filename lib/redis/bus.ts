@@ -1,35 +1,10 @@
 import type { Redis } from 'ioredis'
 import { compareStreamIds, STREAM_ID } from '../channel/bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from '../channel/bus.js'
-import { BusError, ClosedError, InvalidOptionError } from '../errors.js'
+import { BusError, ClosedError } from '../errors.js'
 import { loadIoredis } from './client.js'
-
-/** Options of {@link redisBus}. Give `url` or `client`, not both. */
-export interface RedisBusOptions {
-  /**
-   * Where Redis listens. The bus opens two connections: one for commands, one for the
-   * blocking reads of every channel this instance listens to.
-   * @default 'redis://127.0.0.1:6379' (when no `client` is given)
-   */
-  url?: string
-  /**
-   * An ioredis client to publish and replay with (its options are copied for the reading
-   * connection). The bus never closes it: its owner does.
-   * @default none: the bus connects to `url`
-   */
-  client?: Redis
-  /**
-   * Prepended to channel names to make stream keys, so several applications can share a Redis.
-   * @default 'conduit:'
-   */
-  prefix?: string
-  /**
-   * Events kept per channel (XADD MAXLEN ~), when the channel does not set its own `history`.
-   * Redis trims by whole internal nodes, so a little more may be kept.
-   * @default 1000
-   */
-  history?: number
-}
+import { resolveRedisBusOptions } from './options.js'
+import type { RedisBusOptions } from './options.js'
 
 /** One channel (stream key) this instance listens to. */
 interface Stream {
@@ -111,17 +86,9 @@ class RedisBus implements Bus {
   constructor (options: RedisBusOptions) {
     this.#closing = new Promise<never>((resolve, reject) => { this.#rejectClosing = reject })
     this.#closing.catch(noop)
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('redisBus options', 'must be an object')
-    const { url, client, prefix = 'conduit:', history = 1000 } = options
-    if (url !== undefined && client !== undefined) throw new InvalidOptionError('url', 'cannot be given with client')
-    if (url !== undefined && (typeof url !== 'string' || url === '')) throw new InvalidOptionError('url', 'must be a redis:// URL')
-    if (client !== undefined && (typeof client !== 'object' || client === null || typeof client.duplicate !== 'function')) {
-      throw new InvalidOptionError('client', 'must be an ioredis client')
-    }
-    if (typeof prefix !== 'string') throw new InvalidOptionError('prefix', 'must be a string')
-    if (!Number.isSafeInteger(history) || history < 1) throw new InvalidOptionError('history', 'must be a positive integer')
+    const { url, client, prefix, history } = resolveRedisBusOptions(options)
     this.#client = client
-    this.#connectUrl = url ?? 'redis://127.0.0.1:6379'
+    this.#connectUrl = url
     this.#url = client === undefined ? redact(this.#connectUrl) : `redis://${client.options.host}:${client.options.port}`
     this.#prefix = prefix
     this.history = history

@@ -1,2 +1,2 @@
 export { redisBus } from './bus.js'
-export type { RedisBusOptions } from './bus.js'
+export type { RedisBusOptions } from './options.js'

@@ -1,6 +1,7 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import fastifyConduit from '../../lib/index.js'
+import fastifyConduit, { memoryBus } from '../../lib/index.js'
+import { redisBus } from '../../lib/redis/index.js'
 import type { FastifyConduitOptions } from '../../lib/index.js'
 
 // Options are checked at registration: a wrong type or value fails register with a coded error.
@@ -59,4 +60,45 @@ t.test('the plugin is registered once per instance, under its name', async (t) =
   await app.register(fastifyConduit)
   t.ok(app.hasPlugin('fastify-conduit'))
   await app.close()
+})
+
+t.test('every options object names the option that is wrong, and is refused when not an object', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit)
+  t.teardown(() => app.close())
+  const cases: Array<[string, () => unknown]> = [
+    ['channel options', () => app.sse.channel('x', null as never)],
+    ['history', () => app.sse.channel('x', { history: 0 })],
+    ['maxBufferedBytes', () => app.sse.channel('x', { history: 5, maxBufferedBytes: 2 ** 60 })],
+    ['memoryBus options', () => memoryBus('small' as never)],
+    ['history', () => memoryBus({ history: 1.5 })],
+    ['redisBus options', () => redisBus(42 as never)],
+    ['url', () => redisBus({ url: 'redis://127.0.0.1', client: { duplicate () {} } as never })],
+    ['client', () => redisBus({ client: { options: {} } as never })],
+    ['prefix', () => redisBus({ prefix: null as never })],
+    ['history', () => redisBus({ prefix: 'p:', history: Infinity })]
+  ]
+  for (const [option, make] of cases) {
+    t.throws(make, { code: 'FST_ERR_CONDUIT_INVALID_OPTION', message: new RegExp(`option "${option}"`) }, option)
+  }
+})
+
+t.test('a bus is known by its methods and history, own or inherited', async (t) => {
+  // A bus whose history is a getter on its prototype is a bus: the next wrong option is named.
+  class PrototypeBus {
+    get history (): number { return 10 }
+    ready (): void {}
+    publish (): void {}
+    listen (): void {}
+    replay (): void {}
+    compare (): void {}
+    close (): void {}
+  }
+  const app = Fastify()
+  app.register(fastifyConduit, { bus: new PrototypeBus() as never, maxBufferedBytes: 0 })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_CONDUIT_INVALID_OPTION', message: /"maxBufferedBytes"/ })
+  const good = Fastify()
+  await good.register(fastifyConduit, { bus: memoryBus({ history: 3 }), maxBufferedBytes: 1024 })
+  t.equal(good.sse.channel('x').name, 'x')
+  await good.close()
 })

@@ -1,0 +1,49 @@
+import { Type } from '@sinclair/typebox'
+import type { Static } from '@sinclair/typebox'
+import type { Redis } from 'ioredis'
+import { InvalidOptionError } from '../errors.js'
+import { compileOptions, History, Implements } from '../options.js'
+
+export const RedisBusOptionsSchema = Type.Object({
+  /**
+   * Where Redis listens. The bus opens two connections: one for commands, one for the
+   * blocking reads of every channel this instance listens to.
+   * @default 'redis://127.0.0.1:6379' (when no `client` is given)
+   */
+  url: Type.Optional(Type.String({ minLength: 1, default: 'redis://127.0.0.1:6379', errorMessage: 'must be a redis:// URL' })),
+  /**
+   * An ioredis client to publish and replay with (its options are copied for the reading
+   * connection). The bus never closes it: its owner does.
+   * @default none: the bus connects to `url`
+   */
+  client: Type.Optional(Implements<Redis>(['duplicate'], {}, { errorMessage: 'must be an ioredis client' })),
+  /**
+   * Prepended to channel names to make stream keys, so several applications can share a Redis.
+   * @default 'conduit:'
+   */
+  prefix: Type.Optional(Type.String({ default: 'conduit:', errorMessage: 'must be a string' })),
+  /**
+   * Events kept per channel (XADD MAXLEN ~), when the channel does not set its own `history`.
+   * Redis trims by whole internal nodes, so a little more may be kept.
+   * @default 1000
+   */
+  history: Type.Optional(History({ default: 1000 }))
+})
+/** Options of {@link redisBus}. Give `url` or `client`, not both. */
+export type RedisBusOptions = Static<typeof RedisBusOptionsSchema>
+
+const checkOptions = compileOptions('redisBus options', RedisBusOptionsSchema)
+
+/** The options of a redis bus, checked, with their defaults. */
+export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBusOptions, 'client'>> & Pick<RedisBusOptions, 'client'> {
+  const { url, client, prefix, history } = checkOptions(options)
+  // The one rule that is a relation between options rather than a shape of one.
+  if (url !== undefined && client !== undefined) throw new InvalidOptionError('url', 'cannot be given with client')
+  const defaults = RedisBusOptionsSchema.properties
+  return {
+    url: url ?? defaults.url.default,
+    client,
+    prefix: prefix ?? defaults.prefix.default,
+    history: history ?? defaults.history.default
+  }
+}
