@@ -1,6 +1,7 @@
 import { ClosedError, InvalidOptionError } from '../errors.js'
 import { compareStreamIds, STREAM_ID } from './bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusReplay } from './bus.js'
+import { noop } from './noop.js'
 
 /** Options of {@link memoryBus}. */
 export interface MemoryBusOptions {
@@ -146,5 +147,3 @@ class MemoryBus implements Bus {
     return stream
   }
 }
-
-function noop (): void {}

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { compareStreamIds, STREAM_ID } from '../channel/bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from '../channel/bus.js'
+import { noop } from '../channel/noop.js'
 import { BusError, ClosedError, InvalidOptionError } from '../errors.js'
 import { loadIoredis } from './client.js'
 
@@ -370,5 +371,3 @@ function entriesOf (raw: Array<[string, string[]]>): BusEntry[] {
 function redact (url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
 }
-
-function noop (): void {}
