@@ -10,7 +10,7 @@ import { compileOptions } from './options.js'
 import { compileRouteEvents } from './schema/compile.js'
 import type { EventFormatter, EventSchemas } from './schema/compile.js'
 import { sharedReferences } from './schema/shared.js'
-import { EventStream } from './stream/event-stream.js'
+import { ServerEventStream } from './stream/server-event-stream.js'
 import { Heartbeats } from './stream/heartbeat.js'
 import { isAttachable, kAttach } from './stream/sink.js'
 import { isResponseClosed, whenResponseClosed } from './stream/response.js'
@@ -46,7 +46,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   const closeGracePeriod: number = options.closeGracePeriod ?? DEFAULTS.closeGracePeriod.default
   const heartbeats = new Heartbeats()
   // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
-  const open = new Map<EventStream, Http2Session | undefined>()
+  const open = new Map<ServerEventStream, Http2Session | undefined>()
   const formatters = new WeakMap<EventSchemas, EventFormatter | WeakMap<FastifyInstance, EventFormatter>>()
   const stats = { totalStreams: 0, rejectedStreams: 0 }
   const bus = options.bus ?? memoryBus()
@@ -130,7 +130,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     }
     const schemas = (reply.routeOptions.schema as FastifySchema | undefined)?.sse
     const lastEventId = request.headers['last-event-id']
-    const stream: EventStream = new EventStream({
+    const stream: ServerEventStream = new ServerEventStream({
       format: schemas === undefined ? formatEvent : formatterOf(schemas, reply.server),
       log: request.log,
       onInvalid: settings.onInvalid,

@@ -1,17 +1,16 @@
 import type { FastifyBaseLogger } from 'fastify'
-import {
-  ClosedError,
-  InvalidIdError,
-  InvalidMessageError,
-  InvalidOptionError,
-  SlowSubscriberError
-} from '../errors.js'
+import { ClosedError, InvalidOptionError } from '../errors.js'
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
-import { assertMessage, DATA, EVENT, formatEvent, ID } from '../wire/format.js'
-import type { SSEMessage } from '../wire/message.js'
-import type { Bus, BusEntry, BusListening, BusReplay } from './bus.js'
+import type { Bus, BusListening } from './bus.js'
+import { channelEntry, decodeMessage, isChannelFrame } from './decode-entry.js'
+import { entryBody, entryJson } from './encode-entry.js'
+import { FanOut } from './fan-out.js'
+import type { ChannelCounters, SinkReceiver } from './fan-out.js'
+import { noop } from './noop.js'
+import { ReplaySeam } from './replay-seam.js'
+import type { Receiver } from './replay-seam.js'
 import { Subscription } from './subscription.js'
 import type {
   ChannelMessage,
@@ -20,19 +19,14 @@ import type {
   SubscribeOptions
 } from './types.js'
 
+export type { ChannelCounters } from './fan-out.js'
+
 /**
  * Written before a replay that could not start right after the client's Last-Event-ID (older
  * than the history, or unknown). A comment frame: EventSource ignores it, so applications need
  * not handle anything; a client that reads comments learns that events were missed.
  */
 export const GAP_FRAME = ': gap\n\n'
-
-/** Counters shared by the channels of one Fastify instance (see `app.sse.stats()`). */
-export interface ChannelCounters {
-  publishedEvents: number
-  sentEvents: number
-  slowDisconnects: number
-}
 
 /** What the plugin resolved for one channel. */
 export interface ChannelSettings {
@@ -46,38 +40,6 @@ export interface ChannelSettings {
   log: FastifyBaseLogger
   /** Called once when the channel closes. */
   onClose: () => void
-}
-
-/** A live entry: what the bus delivered, and its full frame, built once for every subscriber. */
-interface Entry extends BusEntry {
-  readonly frame: string
-}
-
-/**
- * A subscriber of either kind (a stream's sink, or a `subscribe()` iterator), on its way
- * through the channel: joining (waiting for the bus and the replay, holding live entries),
- * settling (caught up, skipping live entries its replay already held), then live.
- */
-interface Receiver {
-  /** True once it is gone (client left, iterator returned, dropped, channel closed). */
-  left: boolean
-  /** Live entries delivered while it was joining. */
-  pending: Entry[]
-  pendingBytes: number
-  /** While settling: the last id it was given; live entries up to it are skipped. */
-  after: string | undefined
-  /** Writes entries one by one (replay, catch-up): the per-subscriber path. */
-  write (entries: readonly Entry[], gap: boolean): void
-  /** Joins the shared live path. */
-  live (): void
-  /** Ends it because the channel closes. */
-  close (): void
-  /** Ends it because it fell more than `maxBufferedBytes` behind. */
-  drop (): void
-}
-
-interface SinkReceiver extends Receiver {
-  readonly sink: StreamSink
 }
 
 /**
@@ -105,14 +67,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   readonly #counters: ChannelCounters
   readonly #log: FastifyBaseLogger
   readonly #onClose: () => void
-  readonly #sinks = new Set<SinkReceiver>()
-  readonly #iterators = new Set<Subscription<ChannelMessage<Events>>>()
-  readonly #joining = new Set<Receiver>()
-  readonly #settling = new Set<Receiver>()
+  readonly #seam: ReplaySeam
+  readonly #fanOut: FanOut<ChannelMessage<Events>>
   #listening: BusListening | undefined
-  #entries: Entry[] = []
-  #batch = ''
-  #flushScheduled = false
   #closed = false
   /**
    * The body this channel is handing to the bus, while the bus's publish runs synchronously:
@@ -124,34 +81,13 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    */
   #publishing: string | undefined
 
-  // Bound once: the bus listener and the flush task are the same functions for every event.
+  // Bound once: the bus listener is the same function for every event.
   readonly #receive = (id: string, body: string, json: string | undefined): void => {
     if (body !== this.#publishing && !isChannelFrame(body)) {
       this.#malformed(id)
       return
     }
-    const frame = ID + id + '\n' + body
-    this.#entries.push({ id, body, json, frame })
-    this.#batch += frame
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true
-      setImmediate(this.#flush)
-    }
-  }
-
-  readonly #flush = (): void => {
-    this.#flushScheduled = false
-    const entries = this.#entries
-    // Already flushed early, by a subscriber arriving (see #arrive).
-    if (entries.length === 0) return
-    const batch = this.#batch
-    this.#entries = []
-    this.#batch = ''
-    for (const receiver of this.#joining) this.#hold(receiver, entries, batch.length)
-    if (this.#sinks.size > 0) this.#broadcast(entries.length, Buffer.from(batch))
-    if (this.#iterators.size > 0) this.#deliver(entries)
-    // After the shared paths, so that a receiver settling now does not get this batch twice.
-    if (this.#settling.size > 0) this.#settle(entries)
+    this.#fanOut.add(channelEntry(id, body, json))
   }
 
   constructor (settings: ChannelSettings) {
@@ -163,6 +99,13 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     this.#counters = settings.counters
     this.#log = settings.log
     this.#onClose = settings.onClose
+    this.#seam = new ReplaySeam(this.#bus, this.name, this.#maxBufferedBytes, {
+      listen: () => this.#listen(),
+      release: () => this.#release(),
+      flush: () => this.#fanOut.flush(),
+      malformed: (id) => this.#malformed(id)
+    })
+    this.#fanOut = new FanOut(this.name, this.#maxBufferedBytes, this.#counters, this.#log, this.#seam)
   }
 
   /**
@@ -177,13 +120,8 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    */
   async publish (message: ChannelPublishMessage<Events>): Promise<string> {
     if (this.#closed) throw new ClosedError(`channel "${this.name}"`)
-    const body = this.#body(message)
-    // Without a schema a string is written verbatim, as reply.sse writes it. Its data lines
-    // cannot give it back exactly (the string '42' would read as a number, CRLF as LF), so the
-    // string goes on the bus beside the frame, as JSON (which survives any store, lone
-    // surrogates included). The wire carries no marker: clients see what reply.sse sends.
-    const data = (message as SSEMessage).data
-    const json = this.#format === undefined && typeof data === 'string' ? JSON.stringify(data) : undefined
+    const body = entryBody(message, this.#format)
+    const json = entryJson(message, this.#format)
     this.#publishing = body
     const published = this.#bus.publish(this.name, body, this.#history, json)
     this.#publishing = undefined
@@ -208,6 +146,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     if (lastEventId !== undefined && typeof lastEventId !== 'string') {
       throw new InvalidOptionError('lastEventId', 'must be a string')
     }
+    const fanOut = this.#fanOut
     const onAbort = (): void => { subscription.return() }
     const receiver: Receiver = {
       left: false,
@@ -216,17 +155,19 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       after: undefined,
       write: (entries, gap) => {
         if (gap) subscription.markGap()
-        for (const entry of entries) this.#push(subscription, this.#message(entry), entry.frame.length)
+        for (const entry of entries) {
+          fanOut.push(subscription, decodeMessage(entry, this.name, this.#log), entry.frame.length)
+        }
       },
-      live: () => { this.#iterators.add(subscription) },
+      live: () => { fanOut.addIterator(subscription) },
       close: () => subscription.end(),
-      drop: () => this.#tooSlow(subscription)
+      drop: () => fanOut.tooSlow(subscription)
     }
     const subscription = new Subscription<ChannelMessage<Events>>(this.#maxBufferedBytes, () => {
       receiver.left = true
       signal?.removeEventListener('abort', onAbort)
-      this.#iterators.delete(subscription)
-      this.#settling.delete(receiver)
+      fanOut.deleteIterator(subscription)
+      this.#seam.leave(receiver)
       this.#release()
     })
     if (this.#closed || signal?.aborted === true) {
@@ -235,7 +176,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       return subscription
     }
     signal?.addEventListener('abort', onAbort, { once: true })
-    subscription.ready = this.#join(receiver, lastEventId).catch((err: Error) => {
+    subscription.ready = this.#seam.join(receiver, lastEventId).catch((err: Error) => {
       subscription.fail(err)
       throw err
     })
@@ -258,8 +199,8 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       const detach = (): void => {
         if (receiver.left) return
         receiver.left = true
-        this.#sinks.delete(receiver)
-        this.#settling.delete(receiver)
+        this.#fanOut.deleteSink(receiver)
+        this.#seam.leave(receiver)
         this.#release()
         resolve()
       }
@@ -274,7 +215,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
           for (const entry of entries) sink.writeFrame(entry.frame)
           this.#counters.sentEvents += entries.length
         },
-        live: () => { this.#sinks.add(receiver) },
+        live: () => { this.#fanOut.addSink(receiver) },
         close: () => {
           detach()
           sink.stop()
@@ -288,7 +229,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
         }
       }
       sink.onEnd(detach)
-      this.#join(receiver, lastEventId).catch((err: unknown) => {
+      this.#seam.join(receiver, lastEventId).catch((err: unknown) => {
         if (!receiver.left) this.#log.error({ err, channel: this.name }, 'fastify-conduit: channel subscription failed; the stream ends')
         receiver.close()
       })
@@ -307,98 +248,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     if (this.#closed) return
     this.#closed = true
     this.#onClose()
-    for (const receiver of this.#joining) receiver.close()
-    for (const receiver of this.#settling) receiver.close()
-    for (const receiver of this.#sinks) receiver.close()
-    for (const subscription of this.#iterators) subscription.end()
+    this.#seam.close()
+    this.#fanOut.close()
     this.#release()
-  }
-
-  /** The frame without its `id:` line: what goes on the bus. */
-  #body (message: unknown): string {
-    assertMessage(message)
-    if (message.id !== undefined) throw new InvalidIdError('a channel assigns ids itself; publish without one')
-    if (message.retry !== undefined || message.comment !== undefined) {
-      throw new InvalidMessageError('a channel carries events: only event and data')
-    }
-    if (message.event === undefined && message.data === undefined) {
-      throw new InvalidMessageError('it has neither event nor data')
-    }
-    if (this.#format !== undefined) return this.#format(message)
-    // Exactly what reply.sse writes for the same message (which has no id, retry or comment,
-    // checked above): a string verbatim, anything else JSON.
-    return formatEvent(message)
-  }
-
-  /**
-   * Registers `receiver`, waits for the bus to listen and for the replay (if any), then lets
-   * it arrive, in the same synchronous step as the last await: nothing (a flush, a close) can
-   * come between the end of its joining and its arrival.
-   */
-  async #join (receiver: Receiver, lastEventId: string | undefined): Promise<void> {
-    this.#joining.add(receiver)
-    try {
-      await this.#listen().ready
-      const replay = lastEventId === undefined || receiver.left ? undefined : await this.#bus.replay(this.name, lastEventId)
-      this.#joining.delete(receiver)
-      if (!receiver.left) this.#arrive(receiver, lastEventId, replay)
-    } finally {
-      this.#joining.delete(receiver)
-      if (receiver.left) this.#release()
-    }
-  }
-
-  /**
-   * The seam between replay and live. The bus started live delivery before the replay was
-   * read, so the two overlap and never leave a gap; ids drop the overlap, in two places:
-   *
-   * - now: the replay, then the live entries held while joining (and those not yet flushed,
-   *   which are flushed to the others at once) that the replay did not already hold;
-   * - then, while settling: a replay may run ahead of live delivery (Redis reads the two on
-   *   different connections), so live entries up to the last id given are skipped, until the
-   *   first newer one, when the receiver joins the shared path.
-   */
-  #arrive (receiver: Receiver, lastEventId: string | undefined, replay: BusReplay | undefined): void {
-    const entries: Entry[] = []
-    let last: string | undefined
-    if (replay !== undefined) {
-      for (const { id, body, json } of replay.entries) {
-        if (isChannelFrame(body)) entries.push({ id, body, json, frame: ID + id + '\n' + body })
-        else this.#malformed(id)
-      }
-      const replayed = replay.entries.length
-      last = replayed > 0 ? replay.entries[replayed - 1].id : replay.complete ? lastEventId : undefined
-    }
-    for (const held of [receiver.pending, this.#entries]) {
-      for (const entry of held) {
-        if (last === undefined || this.#bus.compare(entry.id, last) > 0) entries.push(entry)
-      }
-    }
-    receiver.pending = []
-    this.#flush()
-    receiver.write(entries, replay !== undefined && !replay.complete)
-    if (receiver.left) return
-    const after = entries.length > 0 ? entries[entries.length - 1].id : last
-    if (replay === undefined || after === undefined) {
-      receiver.live()
-    } else {
-      receiver.after = after
-      this.#settling.add(receiver)
-    }
-  }
-
-  /** Settling receivers get the entries past their last id, then join the shared path. */
-  #settle (entries: Entry[]): void {
-    for (const receiver of this.#settling) {
-      const after = receiver.after as string
-      let first = 0
-      while (first < entries.length && this.#bus.compare(entries[first].id, after) <= 0) first++
-      if (first === entries.length) continue
-      this.#settling.delete(receiver)
-      receiver.after = undefined
-      receiver.write(first === 0 ? entries : entries.slice(first), false)
-      if (!receiver.left) receiver.live()
-    }
   }
 
   #listen (): BusListening {
@@ -418,116 +270,14 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
 
   /** Stops listening on the bus once nobody subscribes: idle channels cost the bus nothing. */
   #release (): void {
-    if (this.#joining.size + this.#settling.size + this.#sinks.size + this.#iterators.size > 0) return
+    if (this.#seam.size + this.#fanOut.size > 0) return
     const listening = this.#listening
     if (listening === undefined) return
     this.#listening = undefined
     listening.stop()
   }
 
-  #hold (receiver: Receiver, entries: Entry[], size: number): void {
-    receiver.pendingBytes += size
-    if (receiver.pendingBytes > this.#maxBufferedBytes) {
-      receiver.drop()
-      return
-    }
-    for (const entry of entries) receiver.pending.push(entry)
-  }
-
-  /**
-   * The hot path: the same bytes to every stream. A stream whose queue would pass
-   * maxBufferedBytes is dropped instead: one slow client must neither hold the others back
-   * nor make the server buffer without bound. An idle one always gets the batch, however big.
-   */
-  #broadcast (count: number, bytes: Buffer): void {
-    const max = this.#maxBufferedBytes
-    const size = bytes.length
-    for (const receiver of this.#sinks) {
-      const queued = receiver.sink.queued
-      if (queued > 0 && queued + size > max) receiver.drop()
-      else receiver.sink.writeBytes(bytes)
-    }
-    this.#counters.sentEvents += count * this.#sinks.size
-  }
-
-  /** Iterators get messages parsed once per entry, shared by all of them. */
-  #deliver (entries: Entry[]): void {
-    for (const entry of entries) {
-      const message = this.#message(entry)
-      if (message === undefined) continue
-      const size = entry.frame.length
-      for (const subscription of this.#iterators) this.#push(subscription, message, size)
-    }
-  }
-
-  #push (subscription: Subscription<ChannelMessage<Events>>, message: ChannelMessage<Events> | undefined, size: number): void {
-    if (message !== undefined && subscription.push(message, size, this.#overflow)) this.#counters.sentEvents++
-  }
-
-  readonly #overflow = (): Error => {
-    this.#counters.slowDisconnects++
-    return new SlowSubscriberError(this.name, this.#maxBufferedBytes)
-  }
-
-  #tooSlow (subscription: Subscription<ChannelMessage<Events>>): void {
-    subscription.fail(this.#overflow())
-  }
-
-  /**
-   * Reads a message back from an entry (its body a channel frame, see isChannelFrame): the
-   * event name from the `event:` line, the data from the entry's `json` (string data) or else
-   * from the data lines, which are then JSON. Data that is not JSON (written by something
-   * else, or by a serializer that wrote a string unescaped) cannot be given back: skipped.
-   */
-  #message (entry: BusEntry): ChannelMessage<Events> | undefined {
-    const { id, body } = entry
-    let event = 'message'
-    let start = 0
-    if (body.startsWith(EVENT)) {
-      start = body.indexOf('\n') + 1
-      event = body.slice(EVENT.length, start - 1)
-    }
-    let json = entry.json
-    if (json === undefined) {
-      // The data lines joined as a client joins them; JSON is one line but for raw serializers.
-      json = body.slice(start + DATA.length, -2)
-      if (json.indexOf('\n') !== -1) json = json.split(DATA_LINE_BREAK).join('\n')
-    }
-    let data: unknown
-    try {
-      data = json === '' ? undefined : JSON.parse(json)
-    } catch {
-      this.#log.warn({ channel: this.name, id }, 'fastify-conduit: a channel event\'s data is not JSON; subscribe() iterators skip it')
-      return undefined
-    }
-    return { event, data, id } as ChannelMessage<Events>
-  }
-
   #malformed (id: string): void {
     this.#log.warn({ channel: this.name, id }, 'fastify-conduit: a bus entry is not a channel frame; skipped')
   }
 }
-
-const DATA_LINE_BREAK = '\n' + DATA
-
-/**
- * Whether a bus entry's body is a frame a channel writes: an optional `event:` line, one or
- * more `data:` lines, the blank line, no CR. Anything else (written to the bus by something
- * other than a channel, or corrupted) is never streamed: it could end early and merge with the
- * next event, or carry an `id:` or `retry:` line of its own. A few `indexOf` scans per entry,
- * once per instance however many subscribers.
- */
-function isChannelFrame (body: string): boolean {
-  if (body.indexOf('\r') !== -1) return false
-  let line = body.startsWith(EVENT) ? body.indexOf('\n') + 1 : 0
-  do {
-    if (!body.startsWith(DATA, line)) return false
-    line = body.indexOf('\n', line) + 1
-    if (line === 0) return false
-  } while (line < body.length - 1)
-  return line === body.length - 1 && body.charCodeAt(line) === LF
-}
-
-const LF = 0x0A
-
-function noop (): void {}

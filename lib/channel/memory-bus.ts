@@ -4,6 +4,7 @@ import { ClosedError } from '../errors.js'
 import { compileOptions, History } from '../options.js'
 import { compareStreamIds, STREAM_ID } from './bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusReplay } from './bus.js'
+import { noop } from './noop.js'
 
 export const MemoryBusOptionsSchema = Type.Object({
   /**
@@ -149,5 +150,3 @@ class MemoryBus implements Bus {
     return stream
   }
 }
-
-function noop (): void {}

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { compareStreamIds, STREAM_ID } from '../channel/bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from '../channel/bus.js'
+import { noop } from '../channel/noop.js'
 import { BusError, ClosedError } from '../errors.js'
 import { loadIoredis } from './client.js'
 import { resolveRedisBusOptions } from './options.js'
@@ -337,5 +338,3 @@ function entriesOf (raw: Array<[string, string[]]>): BusEntry[] {
 function redact (url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
 }
-
-function noop (): void {}

@@ -13,7 +13,7 @@ export const TICKS_PER_INTERVAL = 4
 
 /**
  * One timer per interval value for all streams, instead of one per stream: 10,000 idle
- * streams cost one `setInterval`, and a write costs reading one counter (see EventStream).
+ * streams cost one `setInterval`, and a write costs reading one counter (see ServerEventStream).
  */
 export class HeartbeatTicker {
   readonly #streams = new Set<Beating>()

@@ -12,14 +12,14 @@ import { closeIterator } from './source.js'
 import type { OpenSource, SourceContext } from './source.js'
 
 /** Per-stream settings, resolved from the plugin's options and `reply.sse`'s. */
-export interface EventStreamSettings {
+export interface ServerEventStreamSettings {
   format: EventFormatter
   log: FastifyBaseLogger
   onInvalid: 'close' | 'skip'
   heartbeat: HeartbeatTicker | undefined
   retry: number | undefined
   lastEventId: string | undefined
-  /** Called once when the response is over (see {@link EventStream.responseClosed}). */
+  /** Called once when the response is over (see {@link ServerEventStream.responseClosed}). */
   onClose: () => void
 }
 
@@ -36,7 +36,7 @@ const HEARTBEAT = ':\n\n'
 /** The response, tagged with the stream that writes it: listeners shared by every stream find it there. */
 const kStream = Symbol('fastify-conduit.stream')
 interface TaggedResponse {
-  [kStream]: EventStream
+  [kStream]: ServerEventStream
 }
 
 /**
@@ -48,8 +48,8 @@ interface TaggedResponse {
  * compressor found there is flushed per batch), and when the response is over (`'close'`:
  * finished, or the client went away). It pulls from the source only while the socket keeps up.
  */
-export class EventStream extends Readable implements Beating, StreamSink {
-  readonly #settings: EventStreamSettings
+export class ServerEventStream extends Readable implements Beating, StreamSink {
+  readonly #settings: ServerEventStreamSettings
   readonly #response: ResponseTarget
   // Made only when a source function asks for its signal: a channel subscriber never does, and
   // an AbortController with its signal costs ~1 KB of every idle stream.
@@ -71,7 +71,7 @@ export class EventStream extends Readable implements Beating, StreamSink {
   // The heartbeat ticker's count at the last write; see TICKS_PER_INTERVAL.
   #lastWrite = 0
 
-  constructor (settings: EventStreamSettings, response: ResponseTarget) {
+  constructor (settings: ServerEventStreamSettings, response: ResponseTarget) {
     super({ highWaterMark: HIGH_WATER_MARK })
     this.#settings = settings
     this.#response = response
@@ -85,8 +85,8 @@ export class EventStream extends Readable implements Beating, StreamSink {
     // Listeners shared by every stream, not closures per stream: an idle stream's memory is
     // what a server with 10,000 of them pays.
     ;(response as unknown as TaggedResponse)[kStream] = this
-    response.on('pipe', EventStream.#onResponsePipe)
-    response.on('close', EventStream.#onResponseClose)
+    response.on('pipe', ServerEventStream.#onResponsePipe)
+    response.on('close', ServerEventStream.#onResponseClose)
   }
 
   /** What a source function receives: aborted when the stream ends for any reason. */
@@ -254,7 +254,7 @@ export class EventStream extends Readable implements Beating, StreamSink {
   // response once the onSend hooks are done and its status and headers are set on it: the
   // one moment the head can be sent, complete, before the first event exists.
   static readonly #onResponsePipe = function (this: ResponseTarget, body: Readable): void {
-    this.removeListener('pipe', EventStream.#onResponsePipe)
+    this.removeListener('pipe', ServerEventStream.#onResponsePipe)
     ;(this as unknown as TaggedResponse)[kStream].#piped(body)
   }
 
