@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import fastifyConduit from 'fastify-conduit'
 import t, { type Test } from 'tap'
 import { mcp } from '../../example/mcp.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, listen } from '../support/index.js'
 
 async function start (t: Test): Promise<string> {
   const app = Fastify()

@@ -5,7 +5,7 @@ import OpenAI from 'openai'
 import t, { type Test } from 'tap'
 import { answer } from '../../example/assistant.ts'
 import { ChatCompletion, ChatCompletionChunk, openAiCompatible } from '../../example/openai-compatible.ts'
-import { listen } from '../helpers.ts'
+import { listen } from '../support/index.js'
 
 // OpenAI's own client, pointed at the example, is the test of the wire format.
 

@@ -3,7 +3,7 @@ import fastifyConduit from 'fastify-conduit'
 import t, { type Test } from 'tap'
 import { aiChat } from '../../example/ai-chat.ts'
 import { answer } from '../../example/assistant.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, listen } from '../support/index.js'
 
 async function start (t: Test): Promise<string> {
   const app = Fastify()

@@ -2,7 +2,7 @@ import Fastify from 'fastify'
 import fastifyConduit from 'fastify-conduit'
 import t from 'tap'
 import { metrics } from '../../example/metrics.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, listen } from '../support/index.js'
 
 interface Sample { at: number, cpu: number, memory: number, heap: number, eventLoopDelay: number, openStreams: number }
 

@@ -2,7 +2,7 @@ import Fastify from 'fastify'
 import fastifyConduit from 'fastify-conduit'
 import t from 'tap'
 import { notifications } from '../../example/notifications.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, listen } from '../support/index.js'
 
 // A channel writes `id:` before `event:`; field order within a frame does not matter (WHATWG).
 const parse = (frame: string | undefined): { id: string, event: string, data: { title: string, level: string, at: string } } => {

@@ -2,7 +2,7 @@ import Fastify from 'fastify'
 import fastifyConduit from 'fastify-conduit'
 import t, { type Test } from 'tap'
 import { simpleServer } from '../../example/simple-server.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, listen } from '../support/index.js'
 
 async function start (t: Test): Promise<string> {
   const app = Fastify()
