@@ -267,7 +267,7 @@ export class EventStream extends Readable implements Beating, StreamSink {
     const encoding = response.getHeader('content-encoding')
     if (body !== (this as Readable) && encoding !== undefined && encoding !== 'identity') {
       if (!isFlushable(body)) {
-        this.#refuse(body, new UnflushableEncodingError(String(encoding)))
+        this.#refuse(body, String(encoding))
         return
       }
       const flush = new EncoderFlush(body)
@@ -286,11 +286,12 @@ export class EventStream extends Readable implements Beating, StreamSink {
    * look like it works and deliver nothing live), and an error status, unlike a 200 that ends,
    * makes an EventSource stop instead of reconnecting forever.
    */
-  #refuse (body: Readable, err: Error & { code: string, statusCode?: number }): void {
+  #refuse (body: Readable, encoding: string): void {
     const response = this.#response
+    const err = new UnflushableEncodingError(encoding)
+    const statusCode = 500
     body.unpipe(response as unknown as NodeJS.WritableStream)
     this.#settings.log.error({ err }, 'fastify-conduit: event stream refused')
-    const statusCode = err.statusCode ?? 500
     response.statusCode = statusCode
     response.removeHeader('content-encoding')
     response.setHeader('content-type', 'application/json; charset=utf-8')
