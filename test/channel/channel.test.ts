@@ -5,7 +5,7 @@ import type { Channel } from '../../lib/index.js'
 import { BusError } from '../../lib/errors.js'
 import { kAttach } from '../../lib/stream/sink.js'
 import type { StreamSink } from '../../lib/stream/sink.js'
-import { LogCapture, openStream, startApp, take } from './helpers.js'
+import { FrameReader, LogCapture, startApp, take } from '../support/index.js'
 import type { Test } from './suite.js'
 import { ManualBus, nextTurn } from './manual-bus.js'
 
@@ -26,7 +26,7 @@ t.test('a replay that ran ahead of live delivery: the overlap is skipped, nothin
   // The replay holds 2 and 3 although live delivery has not reached them yet.
   const subscription = channel.subscribe({ lastEventId: ids[0] })
   await subscription.ready
-  const stream = await openStream(url + '/room', { 'last-event-id': ids[0] })
+  const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': ids[0] })
   t.same((await stream.take(2)).map((frame) => frame.data), ['2', '3'])
   t.same((await take(subscription, 2)).map((message) => message.data), [2, 3])
 
@@ -51,7 +51,7 @@ t.test('a batch that holds both replayed and new entries: only the new ones are 
   await channel.publish({ data: 2 })
   const subscription = channel.subscribe({ lastEventId: first })
   await subscription.ready
-  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
   t.same((await stream.take(1)).map((frame) => frame.data), ['2'])
   const third = await channel.publish({ data: 3 })
   bus.deliver('room') // 1, 2 and 3 in one turn
@@ -68,7 +68,7 @@ t.test('live entries that arrive during the replay are held, then deduplicated a
   bus.deliver('room')
   bus.holdReplays()
   const subscription = channel.subscribe({ lastEventId: first })
-  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
   await channel.publish({ data: 2 })
   bus.deliver('room')
   await nextTurn() // 2 is flushed: held by the joining subscribers
@@ -105,14 +105,14 @@ t.test('joining subscribers that hold more than maxBufferedBytes are dropped', a
   const first = await channel.publish({ data: 0 })
   bus.holdReplays()
   const subscription = channel.subscribe({ lastEventId: first })
-  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
   for (let n = 0; n < 3; n++) {
     await channel.publish({ data: 'z'.repeat(400) })
     bus.deliver('room')
     await nextTurn()
   }
   await t.rejects(subscription.next(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
-  await stream.closed()
+  await stream.ended()
   t.equal(app.sse.stats().slowDisconnects, 2)
   bus.releaseReplays()
   await subscription.ready
@@ -125,7 +125,7 @@ t.test('a subscriber that leaves while it joins: nothing is written, the channel
   const first = await channel.publish({ data: 1 })
   bus.holdReplays()
   const subscription = channel.subscribe({ lastEventId: first })
-  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
   t.equal(bus.listeners('room'), 1)
   await subscription.return()
   await stream.abort()
@@ -154,7 +154,7 @@ t.test('a stream that left while its replay was failing ends quietly', async (t)
   const { app, channel, url } = await appWith(t, bus, logs)
   const first = await channel.publish({ data: 1 })
   bus.holdReplays()
-  const stream = await openStream(url + '/room', { 'last-event-id': first })
+  const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
   await stream.abort()
   while (app.sse.stats().openStreams > 0) await nextTurn()
   bus.failReplay = new BusError('replay failed')
@@ -189,8 +189,8 @@ t.test('a bus that cannot listen: iterators reject, streams end with a log line,
   const pending = waiting.next() // a consumer already waiting gets the error too
   await t.rejects(pending, { code: 'FST_ERR_CONDUIT_BUS' })
 
-  const stream = await openStream(url + '/room')
-  await stream.closed()
+  const stream = await FrameReader.fetch(url + '/room')
+  await stream.ended()
   const line = await logs.waitFor('channel subscription failed')
   t.equal((line.err as { code: string }).code, 'FST_ERR_CONDUIT_BUS')
 
@@ -222,7 +222,7 @@ t.test('bus entries that are not channel frames are neither streamed nor iterate
   const first = await channel.publish({ data: 0 })
   const subscription = channel.subscribe()
   await subscription.ready
-  const stream = await openStream(url + '/mixed')
+  const stream = await FrameReader.fetch(url + '/mixed')
   // Written to the bus by something other than a channel: streamed as they are, each would
   // corrupt the stream (merge with the next event, forge one, or carry a field of its own).
   const foreign = [
@@ -251,7 +251,7 @@ t.test('bus entries that are not channel frames are neither streamed nor iterate
   // In a replay, too.
   const replayed = channel.subscribe({ lastEventId: first })
   t.strictSame(await take(replayed, 2), [{ event: 'list', data: [1, 2], id: lines }, { event: 'message', data: 'good', id: good }])
-  const resumed = await openStream(url + '/mixed', { 'last-event-id': first })
+  const resumed = await FrameReader.fetch(url + '/mixed', { 'last-event-id': first })
   t.same((await resumed.take(3)).map((frame) => [frame.id, frame.data]), [[broken, '{broken'], [lines, '[1,\n2]'], [good, 'good']])
   t.equal(logs.count('not a channel frame'), foreign.length * 3, 'logged again by each replay')
   await stream.abort()
@@ -266,22 +266,22 @@ t.test('closing: joining and settling subscribers end too; a closed channel ends
   const first = await channel.publish({ data: 1 })
   await channel.publish({ data: 2 })
   const settling = channel.subscribe({ lastEventId: first })
-  const settlingStream = await openStream(url + '/room', { 'last-event-id': first })
+  const settlingStream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
   await settling.ready
   await settlingStream.take(1)
   bus.holdReplays()
   const joining = channel.subscribe({ lastEventId: first })
-  const joiningStream = await openStream(url + '/room', { 'last-event-id': first })
+  const joiningStream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
   channel.close()
-  await settlingStream.closed()
-  await joiningStream.closed()
+  await settlingStream.ended()
+  await joiningStream.ended()
   t.same((await take(settling, 5)).map((message) => message.data), [2], 'what was queued, then done')
   t.same(await joining.next(), { done: true, value: undefined })
   bus.releaseReplays()
 
-  const late = await openStream(url + '/room') // still streams the closed channel
+  const late = await FrameReader.fetch(url + '/room') // still streams the closed channel
 
-  await late.closed()
+  await late.ended()
   t.same(late.frames, [], 'ended at once')
 })
 

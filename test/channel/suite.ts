@@ -7,8 +7,8 @@ import type { Bus, Channel, ChannelMessage } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { firstMismatch, jsonRoundTrip, random, randomName, randomString, randomValue, sameJson, wellFormed } from '../wire/property.js'
 import type { Expected } from '../wire/property.js'
-import { openParsed, openStream, RawSubscriber, startApp, take, uniqueName } from './helpers.js'
-import type { Frame } from './helpers.js'
+import { EventReader, FrameReader, RawSubscriber, startApp, take, uniqueName } from '../support/index.js'
+import type { Frame } from '../support/index.js'
 
 /** How the suite gets buses: the memory bus, or Redis. */
 export interface BusKit {
@@ -78,8 +78,8 @@ export function channelSuite (t: Test, kit: BusKit): void {
     // Make the channel live on this instance first: clients that then connect join at once.
     const warm = news.subscribe()
     await warm.ready
-    const a = await openStream(url + '/news')
-    const b = await openStream(url + '/news')
+    const a = await FrameReader.fetch(url + '/news')
+    const b = await FrameReader.fetch(url + '/news')
     t.equal(a.status, 200)
     t.match(a.contentType, /^text\/event-stream/)
     const source = new EventSource(url + '/news')
@@ -136,7 +136,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     t.equal(subscription.gap, false)
 
     // The same over HTTP: a client reconnecting with Last-Event-ID.
-    const stream = await openStream(url + '/seam', { 'last-event-id': ids[4] })
+    const stream = await FrameReader.fetch(url + '/seam', { 'last-event-id': ids[4] })
     const racing = channel.publish({ event: 'n', data: 9 })
     ids.push(await racing)
     const frames = await stream.take(4)
@@ -171,7 +171,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     t.same(replayed.map((message) => message.id), retained.entries.map((entry) => entry.id), 'everything retained, in order')
     await old.return()
 
-    const stream = await openStream(url + '/gap', { 'last-event-id': 'no-such-id' })
+    const stream = await FrameReader.fetch(url + '/gap', { 'last-event-id': 'no-such-id' })
     const [gap, ...frames] = await stream.take(1 + retained.entries.length)
     t.equal(gap.raw + '\n', GAP_FRAME, 'a comment frame says events were missed')
     t.same(frames.map((frame) => frame.id), retained.entries.map((entry) => entry.id))
@@ -225,7 +225,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     })
     const warm = channel.subscribe()
     await warm.ready
-    const stream = await openStream(url + '/free')
+    const stream = await FrameReader.fetch(url + '/free')
     const ids = [
       await channel.publish({ data: 'line one\r\nline two' }),
       await channel.publish({ event: 'ping' }),
@@ -280,7 +280,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     t.strictSame(await liveData, expected, 'live: what reply.sse sends')
 
     // A client that reconnects after the first event: replayed, then resumed live.
-    const resumed = await openStream(url + '/channel', { 'last-event-id': ids[0] })
+    const resumed = await FrameReader.fetch(url + '/channel', { 'last-event-id': ids[0] })
     const frames = await resumed.take(values.length - 1)
     t.strictSame(frames.map((frame) => frame.data ?? ''), expected.slice(1), 'replayed after Last-Event-ID: the same')
     const next = await channel.publish({ data: 'after' })
@@ -312,7 +312,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     })
     const iterator = free.subscribe()
     await iterator.ready
-    const streams = [await openParsed(url + '/free'), await openParsed(url + '/typed')]
+    const streams = [await EventReader.fetch(url + '/free'), await EventReader.fetch(url + '/typed')]
     const next = random(7)
     const count = 120
     const expected: Expected[][] = [[], []]
@@ -354,7 +354,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     // Replayed after a Last-Event-ID in the middle: the rest, the same way.
     const from = 50
     for (const [n, path] of ['/free', '/typed'].entries()) {
-      const replay = await openParsed(url + path, { 'last-event-id': ids[n][from] })
+      const replay = await EventReader.fetch(url + path, { 'last-event-id': ids[n][from] })
       check(`replayed, ${n === 0 ? 'no schema' : 'schema'}`, expected[n].slice(from + 1), await replay.take(count - from))
       await replay.abort()
     }
@@ -407,7 +407,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     const warm = onB.subscribe()
     await warm.ready
 
-    const stream = await openStream(b.url + '/news')
+    const stream = await FrameReader.fetch(b.url + '/news')
     const source = new EventSource(b.url + '/news')
     t.teardown(() => source.close())
     await once(source, 'open')
@@ -429,7 +429,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     // The client is away while A publishes three more; it comes back to B with its last id.
     ids.push(await onA.publish({ event: 'headline', data: { title: 'three' } }))
     ids.push(await onA.publish({ event: 'headline', data: { title: 'four' } }))
-    const back = await openStream(b.url + '/news', { 'last-event-id': ids[1] })
+    const back = await FrameReader.fetch(b.url + '/news', { 'last-event-id': ids[1] })
     ids.push(await onA.publish({ event: 'headline', data: { title: 'five' } }))
     const missed = await back.take(3)
     t.same(missed.map((frame) => frame.id), ids.slice(2), 'exactly what was missed, then live')
@@ -464,7 +464,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
       if (n % 5 === 0) ids.push(...await Promise.all([channel.publish({ data: n }), channel.publish({ data: ++n })]))
       else ids.push(await channel.publish({ data: n }))
     }
-    const received = await Promise.all(subscribers.map((subscriber) => subscriber.queue.take(ids.length)))
+    const received = await Promise.all(subscribers.map((subscriber) => subscriber.reader.take(ids.length)))
     const expected = ids.join(',')
     t.equal(received.filter((frames) => frames.map((frame) => frame.id).join(',') === expected).length, 1000,
       'every subscriber got every id in order')
@@ -498,17 +498,17 @@ export function channelSuite (t: Test, kit: BusKit): void {
       await channel.publish({ data: payload })
       published++
       await take(warm, 1)
-      await healthy.queue.waitFor(published)
+      await healthy.reader.waitFor(published)
       maxQueued = Math.max(maxQueued, app.sse.stats().queuedBytes)
     }
     t.equal(app.sse.stats().slowDisconnects, 1, 'dropped and counted')
     t.ok(maxQueued <= maxBufferedBytes + payload.length * 2, `the server never queued much more than the bound (max ${maxQueued})`)
     // A paused socket does not see the server close it until it reads again.
     slow.socket.resume()
-    await slow.queue.closed()
+    await slow.reader.ended()
     t.pass('the slow client was disconnected')
     await channel.publish({ data: 'after' })
-    const frames = await healthy.queue.waitFor(published + 1)
+    const frames = await healthy.reader.waitFor(published + 1)
     t.equal(frames.length, published + 1, 'the healthy one got everything')
     t.equal(app.sse.stats().openStreams, 1)
     await warm.return()
@@ -563,7 +563,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     })()
     const open = room.subscribe()
     await open.ready
-    const stream = await openStream(url + '/room')
+    const stream = await FrameReader.fetch(url + '/room')
     await room.publish({ data: 1 })
     await loop
     t.equal(looped.length, 1)
@@ -572,7 +572,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     room.close()
     room.close()
     t.same(await take(open, 2), [{ event: 'message', data: 1, id: looped[0].id }], 'what was queued, then done')
-    await stream.closed()
+    await stream.ended()
     t.pass('the stream ended')
     await t.rejects(room.publish({ data: 2 }), { code: 'FST_ERR_CONDUIT_CLOSED' })
     const after = room.subscribe()

@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { test } from 'tap'
 import { connect, type ReconnectInfo } from '../../lib/client/index.ts'
 import fastifyConduit from '../../lib/index.ts'
-import { listen } from '../helpers.ts'
+import { listen } from '../support/index.js'
 
 // The client reading a fastify-conduit route: the same schemas on both ends, the server's
 // retry honoured, a reconnection resumed with Last-Event-ID, and a 204 to stop.

@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http'
 import { test } from 'tap'
 import { Type } from '@sinclair/typebox'
 import { connect, type ConduitEvent, type ReconnectInfo } from '../../lib/client/index.ts'
-import { listen, open } from './sse-server.ts'
+import { openEventStream, startEventServer } from '../support/index.js'
 
 /** Collects every event, and the error that ended the iteration (if any). */
 async function drain<T> (stream: AsyncIterable<T>): Promise<{ events: T[], error?: any }> {
@@ -17,8 +17,8 @@ async function drain<T> (stream: AsyncIterable<T>): Promise<{ events: T[], error
 }
 
 test('reads events; sends Accept and Cache-Control; no Last-Event-ID at first', async (t) => {
-  const { url, requests } = await listen(t, (res) => {
-    open(res).end('event: token\nid: 1\ndata: a\ndata: b\n\n: comment\ndata: c\n\n')
+  const { url, requests } = await startEventServer(t, (res) => {
+    openEventStream(res).end('event: token\nid: 1\ndata: a\ndata: b\n\n: comment\ndata: c\n\n')
   })
   const stream = connect(url, { reconnect: false })
   t.equal(requests.length, 0, 'nothing is requested before iteration')
@@ -38,13 +38,13 @@ test('reads events; sends Accept and Cache-Control; no Last-Event-ID at first', 
 
 test('reconnects after the server destroys the socket mid-stream, resuming with Last-Event-ID', async (t) => {
   let first: ServerResponse | undefined
-  const { url, requests } = await listen(t, (res, index) => {
+  const { url, requests } = await startEventServer(t, (res, index) => {
     if (index === 0) {
       // The incomplete second frame is lost with the connection.
-      first = open(res)
+      first = openEventStream(res)
       res.write('retry: 1\nid: 1\ndata: a\n\nid: 2\ndata: partial')
     } else if (index === 1) {
-      open(res).end('id: 2\ndata: b\n\nid: 3\n\n')
+      openEventStream(res).end('id: 2\ndata: b\n\nid: 3\n\n')
     } else {
       res.writeHead(204).end()
     }
@@ -71,8 +71,8 @@ test('reconnects after the server destroys the socket mid-stream, resuming with 
 })
 
 test('without retry from the server: exponential backoff with jitter between minDelay and maxDelay', async (t) => {
-  const { url } = await listen(t, (res, index) => {
-    if (index === 0) open(res).end('data: a\n\n')
+  const { url } = await startEventServer(t, (res, index) => {
+    if (index === 0) openEventStream(res).end('data: a\n\n')
     else res.writeHead(204).end()
   })
   let calls = 0
@@ -96,8 +96,8 @@ test('without retry from the server: exponential backoff with jitter between min
 })
 
 test('lastEventId option: sent from the first request, UTF-8 encoded', async (t) => {
-  const { url, requests } = await listen(t, (res, index) => {
-    if (index === 0) open(res).end('data: a\n\nid: ü-😀\ndata: b\n\n')
+  const { url, requests } = await startEventServer(t, (res, index) => {
+    if (index === 0) openEventStream(res).end('data: a\n\nid: ü-😀\ndata: b\n\n')
     else res.writeHead(204).end()
   })
   const stream = connect(url, { lastEventId: 'é-中', reconnect: { minDelay: 0, maxDelay: 0 } })
@@ -112,13 +112,13 @@ test('lastEventId option: sent from the first request, UTF-8 encoded', async (t)
 })
 
 test('ASCII ids go out as they are', async (t) => {
-  const { url, requests } = await listen(t, (res) => { res.writeHead(204).end() })
+  const { url, requests } = await startEventServer(t, (res) => { res.writeHead(204).end() })
   await drain(connect(url, { lastEventId: 'abc-1' }))
   t.equal(requests[0].headers['last-event-id'], 'abc-1')
 })
 
 test('204 at once: no events, no reconnection', async (t) => {
-  const { url, requests } = await listen(t, (res) => { res.writeHead(204).end() })
+  const { url, requests } = await startEventServer(t, (res) => { res.writeHead(204).end() })
   const reconnects: ReconnectInfo[] = []
   const { events, error } = await drain(connect(url, { onReconnect: (info) => reconnects.push(info) }))
   t.same(events, [])
@@ -129,7 +129,7 @@ test('204 at once: no events, no reconnection', async (t) => {
 
 test('a status other than 200 throws ClientStatusError and does not reconnect', async (t) => {
   for (const status of [500, 201, 404]) {
-    const { url, requests } = await listen(t, (res) => { res.writeHead(status, { 'content-type': 'text/event-stream' }).end('data: a\n\n') })
+    const { url, requests } = await startEventServer(t, (res) => { res.writeHead(status, { 'content-type': 'text/event-stream' }).end('data: a\n\n') })
     const { events, error } = await drain(connect(url))
     t.same(events, [])
     t.equal(error?.code, 'FST_ERR_CONDUIT_CLIENT_STATUS', `status ${status}`)
@@ -140,28 +140,28 @@ test('a status other than 200 throws ClientStatusError and does not reconnect', 
 })
 
 test('a Content-Type other than text/event-stream throws ClientContentTypeError', async (t) => {
-  const wrong = await listen(t, (res) => { open(res, 'application/json').end('{}') })
+  const wrong = await startEventServer(t, (res) => { openEventStream(res, 'application/json').end('{}') })
   const bad = await drain(connect(wrong.url))
   t.equal(bad.error?.code, 'FST_ERR_CONDUIT_CLIENT_CONTENT_TYPE')
   t.equal(bad.error?.type, 'content-type')
   t.equal(bad.error?.contentType, 'application/json')
   t.equal(wrong.requests.length, 1)
 
-  const none = await listen(t, (res) => { res.writeHead(200).end('data: a\n\n') })
+  const none = await startEventServer(t, (res) => { res.writeHead(200).end('data: a\n\n') })
   const missing = await drain(connect(none.url))
   t.equal(missing.error?.code, 'FST_ERR_CONDUIT_CLIENT_CONTENT_TYPE')
   t.equal(missing.error?.contentType, '')
 
   // Parameters and case do not matter: the MIME type essence does.
-  const fine = await listen(t, (res) => { open(res, 'Text/Event-Stream ; charset=utf-8').end('data: a\n\n') })
+  const fine = await startEventServer(t, (res) => { openEventStream(res, 'Text/Event-Stream ; charset=utf-8').end('data: a\n\n') })
   const ok = await drain(connect(fine.url, { reconnect: false }))
   t.same(ok, { events: [{ event: 'message', data: 'a', id: '' }] })
 })
 
 test('abort while reading ends the iteration cleanly and closes the connection', async (t) => {
   let closed: Promise<unknown> | undefined
-  const { url, requests } = await listen(t, (res) => {
-    closed = once(open(res), 'close')
+  const { url, requests } = await startEventServer(t, (res) => {
+    closed = once(openEventStream(res), 'close')
     res.write('data: a\n\n')
   })
   const controller = new AbortController()
@@ -176,7 +176,7 @@ test('abort while reading ends the iteration cleanly and closes the connection',
 })
 
 test('abort while waiting to reconnect ends the iteration at once', async (t) => {
-  const { url, requests } = await listen(t, (res) => { open(res).end('data: a\n\n') })
+  const { url, requests } = await startEventServer(t, (res) => { openEventStream(res).end('data: a\n\n') })
   const controller = new AbortController()
   const { events, error } = await drain(connect(url, {
     signal: controller.signal,
@@ -200,14 +200,14 @@ test('abort while waiting to reconnect ends the iteration at once', async (t) =>
 
 test('abort while the request is pending ends cleanly', async (t) => {
   const controller = new AbortController()
-  const { url } = await listen(t, () => { controller.abort() })
+  const { url } = await startEventServer(t, () => { controller.abort() })
   const { events, error } = await drain(connect(url, { signal: controller.signal }))
   t.same(events, [])
   t.equal(error, undefined)
 })
 
 test('an aborted signal: nothing is requested', async (t) => {
-  const { url, requests } = await listen(t, (res) => { res.writeHead(204).end() })
+  const { url, requests } = await startEventServer(t, (res) => { res.writeHead(204).end() })
   const { events } = await drain(connect(url, { signal: AbortSignal.abort() }))
   t.same(events, [])
   t.equal(requests.length, 0)
@@ -215,12 +215,12 @@ test('an aborted signal: nothing is requested', async (t) => {
 
 test('breaking out of for await aborts the request; iterating again resumes after the last event', async (t) => {
   let closed: Promise<unknown> | undefined
-  const { url, requests } = await listen(t, (res, index) => {
+  const { url, requests } = await startEventServer(t, (res, index) => {
     if (index === 0) {
-      closed = once(open(res), 'close')
+      closed = once(openEventStream(res), 'close')
       res.write('id: 1\ndata: a\n\nid: 2\ndata: b\n\n')
     } else {
-      open(res).end('id: 3\ndata: c\n\n')
+      openEventStream(res).end('id: 3\ndata: c\n\n')
     }
   })
   const stream = connect(url, { reconnect: false })
@@ -238,10 +238,10 @@ test('breaking out of for await aborts the request; iterating again resumes afte
 
 test('reconnect: false — a clean end ends the iteration, a drop throws ClientNetworkError', async (t) => {
   let dropped: ServerResponse | undefined
-  const { url } = await listen(t, (res, index) => {
-    if (index === 0) open(res).end('data: a\n\n')
+  const { url } = await startEventServer(t, (res, index) => {
+    if (index === 0) openEventStream(res).end('data: a\n\n')
     else {
-      dropped = open(res)
+      dropped = openEventStream(res)
       res.write('data: b\n\n')
     }
   })
@@ -271,8 +271,8 @@ test('reconnect: false — a clean end ends the iteration, a drop throws ClientN
 })
 
 test('method, body and headers, sent again on every reconnection', async (t) => {
-  const { url, requests } = await listen(t, (res, index) => {
-    if (index < 2) open(res).end(`data: ${index}\n\n`)
+  const { url, requests } = await startEventServer(t, (res, index) => {
+    if (index < 2) openEventStream(res).end(`data: ${index}\n\n`)
     else res.writeHead(204).end()
   })
   const { events } = await drain(connect(url, {
@@ -290,7 +290,7 @@ test('method, body and headers, sent again on every reconnection', async (t) => 
     t.equal(request.headers['cache-control'], 'no-cache')
   }
 
-  const put = await listen(t, (res) => { res.writeHead(204).end() })
+  const put = await startEventServer(t, (res) => { res.writeHead(204).end() })
   await drain(connect(put.url, { method: 'PUT', body: 'x', headers: [['x-a', '1']] }))
   t.equal(put.requests[0].method, 'PUT')
   t.equal(put.requests[0].headers['x-a'], '1')
@@ -300,8 +300,8 @@ const Token = Type.Object({ text: Type.String() })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
 
 test('events: data parsed as JSON and checked against its schema', async (t) => {
-  const { url } = await listen(t, (res) => {
-    open(res).end(
+  const { url } = await startEventServer(t, (res) => {
+    openEventStream(res).end(
       'event: token\nid: 1\ndata: {"text":"Hel"}\n\n' +
       'event: token\ndata: {"text":"lo"}\n\n' +
       'event: ping\ndata: \n\n' +
@@ -331,8 +331,8 @@ test('events: data parsed as JSON and checked against its schema', async (t) => 
 
 test('events: a schema-invalid event throws ClientInvalidDataError, without the payload', async (t) => {
   let closed: Promise<unknown> | undefined
-  const { url } = await listen(t, (res) => {
-    closed = once(open(res), 'close')
+  const { url } = await startEventServer(t, (res) => {
+    closed = once(openEventStream(res), 'close')
     res.write('event: token\nid: 1\ndata: {"text":"ok"}\n\nevent: token\nid: 2\ndata: {"text":12345}\n\n')
   })
   const stream = connect(url, { events: { token: Token } })
@@ -349,9 +349,9 @@ test('events: a schema-invalid event throws ClientInvalidDataError, without the 
 })
 
 test('events: data that is not JSON, and an undeclared event name', async (t) => {
-  const { url } = await listen(t, (res, index) => {
-    if (index === 0) open(res).end('event: token\ndata: {"text": secret-value\n\n')
-    else open(res).end('event: surprise\ndata: {}\n\n')
+  const { url } = await startEventServer(t, (res, index) => {
+    if (index === 0) openEventStream(res).end('event: token\ndata: {"text": secret-value\n\n')
+    else openEventStream(res).end('event: surprise\ndata: {}\n\n')
   })
   const notJson = await drain(connect(url, { events: { token: Token } }))
   t.equal(notJson.error?.code, 'FST_ERR_CONDUIT_CLIENT_INVALID_DATA')
@@ -384,7 +384,7 @@ test('a custom fetch is used; a 200 without a body reads as an empty stream', as
 })
 
 test('an error thrown by onReconnect ends the iteration', async (t) => {
-  const { url } = await listen(t, (res) => { open(res).end('data: a\n\n') })
+  const { url } = await startEventServer(t, (res) => { openEventStream(res).end('data: a\n\n') })
   const { events, error } = await drain(connect(url, { onReconnect: () => { throw new Error('stop here') } }))
   t.same(events.map((e) => e.data), ['a'])
   t.equal(error?.message, 'stop here')

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import { connectClient, eventually, EventReader, within } from './clients.js'
+import { connectClient, eventually, EventReader, within } from '../support/index.js'
 
 const PROMPT = 2_000
 

@@ -16,9 +16,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import fastifyConduit from '../../lib/index.js'
 import type { Channel, SSEMessage, SSESource } from '../../lib/index.js'
-import { deferred, logCapture } from '../helpers.js'
-import { connectClient, eventually, EventReader, within } from './clients.js'
-import type { Client, Headers, Method, Protocol, ReceivedEvent } from './clients.js'
+import { connectClient, deferred, eventually, EventReader, LogCapture, within } from '../support/index.js'
+import type { Client, Headers, Method, Protocol, ReceivedEvent } from '../support/index.js'
 
 // Bounds on waits that take about a millisecond when things work: they only turn a hang into
 // a failed assertion, so they are generous.
@@ -314,8 +313,8 @@ function styleOf (setupIndex: number, sourceIndex: number): Style {
 }
 
 async function buildApp (setup: Setup, setupIndex: number, protocol: Protocol): Promise<MatrixApp> {
-  const logs = logCapture()
-  const logger = { level: 'info', stream: logs.stream }
+  const logs = new LogCapture()
+  const logger = logs.logger
   // One type for both: the routes below use nothing that differs between HTTP/1.1 and HTTP/2.
   const app = (protocol === 'http2' ? Fastify({ http2: true, logger }) : Fastify({ logger })) as unknown as FastifyInstance
   await setup.install(app)

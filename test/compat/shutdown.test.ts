@@ -4,8 +4,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import { deferred } from '../helpers.js'
-import { connectClient, eventually, within } from './clients.js'
+import { connectClient, deferred, eventually, within } from '../support/index.js'
 
 const BIG = 'x'.repeat(64 * 1024)
 

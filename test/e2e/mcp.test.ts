@@ -1,18 +1,12 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { Progress } from '@modelcontextprotocol/sdk/types.js'
-import Fastify from 'fastify'
-import fastifyConduit from 'fastify-conduit'
 import t, { type Test } from 'tap'
 import { mcp } from '../../example/mcp.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, startPackageApp } from '../support/index.js'
 
 async function start (t: Test): Promise<string> {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  await app.register(mcp, { delay: 5 })
-  t.teardown(() => app.close())
-  return listen(app)
+  return (await startPackageApp(t, {}, (app) => { app.register(mcp, { delay: 5 }) })).url
 }
 
 const text = 'Streams are great. Streams resume. Events carry ids!'

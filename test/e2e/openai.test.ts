@@ -1,20 +1,14 @@
 import { Value } from '@sinclair/typebox/value'
-import Fastify from 'fastify'
-import fastifyConduit from 'fastify-conduit'
 import OpenAI from 'openai'
 import t, { type Test } from 'tap'
 import { answer } from '../../example/assistant.ts'
 import { ChatCompletion, ChatCompletionChunk, openAiCompatible } from '../../example/openai-compatible.ts'
-import { listen } from '../helpers.ts'
+import { startPackageApp } from '../support/index.js'
 
 // OpenAI's own client, pointed at the example, is the test of the wire format.
 
 async function start (t: Test): Promise<string> {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  await app.register(openAiCompatible, { delay: 1 })
-  t.teardown(() => app.close())
-  return listen(app)
+  return (await startPackageApp(t, {}, (app) => { app.register(openAiCompatible, { delay: 1 }) })).url
 }
 
 const messages = [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: 'hello' }]

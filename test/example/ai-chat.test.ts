@@ -1,16 +1,10 @@
-import Fastify from 'fastify'
-import fastifyConduit from 'fastify-conduit'
 import t, { type Test } from 'tap'
 import { aiChat } from '../../example/ai-chat.ts'
 import { answer } from '../../example/assistant.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, startPackageApp } from '../support/index.js'
 
 async function start (t: Test): Promise<string> {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  await app.register(aiChat, { delay: 1 })
-  t.teardown(() => app.close())
-  return listen(app)
+  return (await startPackageApp(t, {}, (app) => { app.register(aiChat, { delay: 1 }) })).url
 }
 
 const tokens = answer('hello')

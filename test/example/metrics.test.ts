@@ -1,8 +1,6 @@
-import Fastify from 'fastify'
-import fastifyConduit from 'fastify-conduit'
 import t from 'tap'
 import { metrics } from '../../example/metrics.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, startPackageApp } from '../support/index.js'
 
 interface Sample { at: number, cpu: number, memory: number, heap: number, eventLoopDelay: number, openStreams: number }
 
@@ -12,11 +10,7 @@ const parse = (frame: string | undefined): { id: string, data: Sample } => {
 }
 
 t.test('samples every interval; a client that reconnects gets only newer ones', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  await app.register(metrics, { interval: 20, history: 5 })
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startPackageApp(t, {}, (app) => { app.register(metrics, { interval: 20, history: 5 }) })
 
   const reader = await FrameReader.open(url + '/metrics')
   const first = [parse(await reader.next()), parse(await reader.next()), parse(await reader.next())]
@@ -36,11 +30,7 @@ t.test('samples every interval; a client that reconnects gets only newer ones', 
 })
 
 t.test('a new client first gets the recent history, at once', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  await app.register(metrics, { interval: 10, history: 100 })
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startPackageApp(t, {}, (app) => { app.register(metrics, { interval: 10, history: 100 }) })
   const early = await FrameReader.open(url + '/metrics')
   const seen = [parse(await early.next()), parse(await early.next()), parse(await early.next())]
   early.close()

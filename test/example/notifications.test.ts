@@ -1,8 +1,6 @@
-import Fastify from 'fastify'
-import fastifyConduit from 'fastify-conduit'
 import t from 'tap'
 import { notifications } from '../../example/notifications.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, startPackageApp } from '../support/index.js'
 
 // A channel writes `id:` before `event:`; field order within a frame does not matter (WHATWG).
 const parse = (frame: string | undefined): { id: string, event: string, data: { title: string, level: string, at: string } } => {
@@ -11,11 +9,7 @@ const parse = (frame: string | undefined): { id: string, event: string, data: { 
 }
 
 t.test('a published notification reaches every subscriber; a reconnecting one gets what it missed', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  await app.register(notifications)
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startPackageApp(t, {}, (app) => { app.register(notifications) })
   const publish = (body: unknown): Promise<Response> => fetch(url + '/notifications', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

@@ -1,15 +1,9 @@
-import Fastify from 'fastify'
-import fastifyConduit from 'fastify-conduit'
 import t, { type Test } from 'tap'
 import { progress } from '../../example/progress.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, startPackageApp } from '../support/index.js'
 
 async function start (t: Test): Promise<string> {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  await app.register(progress, { interval: 1 })
-  t.teardown(() => app.close())
-  return listen(app)
+  return (await startPackageApp(t, {}, (app) => { app.register(progress, { interval: 1 }) })).url
 }
 
 const parse = (frame: string | undefined): { id: string, data: { progress: number, status: string, message: string } } => {

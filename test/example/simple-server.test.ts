@@ -1,15 +1,9 @@
-import Fastify from 'fastify'
-import fastifyConduit from 'fastify-conduit'
 import t, { type Test } from 'tap'
 import { simpleServer } from '../../example/simple-server.ts'
-import { FrameReader, listen } from '../helpers.ts'
+import { FrameReader, startPackageApp } from '../support/index.js'
 
 async function start (t: Test): Promise<string> {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  await app.register(simpleServer, { interval: 5 })
-  t.teardown(() => app.close())
-  return listen(app)
+  return (await startPackageApp(t, {}, (app) => { app.register(simpleServer, { interval: 5 }) })).url
 }
 
 const counter = (value: number): string => `event: counter\nid: ${value}\ndata: {"value":${value}}\n\n`

@@ -4,7 +4,7 @@ import fastifyConduit from '../../lib/index.js'
 import type { Channel } from '../../lib/index.js'
 import { redisBus } from '../../lib/redis/index.js'
 import { loadIoredis } from '../../lib/redis/client.js'
-import { freePort, LogCapture, openStream, startApp, take, uniqueName } from '../channel/helpers.js'
+import { FrameReader, freePort, LogCapture, startApp, take, uniqueName } from '../support/index.js'
 import { deleteKeys, needRedis, REDIS_URL, testClient, testPrefix } from './helpers.js'
 
 t.test('options are checked when the bus is made', async (t) => {
@@ -103,8 +103,8 @@ if (await needRedis(t)) {
     await t.rejects(channel.publish({ data: 1 }), { code: 'FST_ERR_CONDUIT_BUS' })
     await t.rejects(channel.subscribe().ready, { code: 'FST_ERR_CONDUIT_BUS' })
     await t.rejects(channel.subscribe({ lastEventId: '1-1' }).ready, { code: 'FST_ERR_CONDUIT_BUS' })
-    const stream = await openStream(url + '/s')
-    await stream.closed()
+    const stream = await FrameReader.fetch(url + '/s')
+    await stream.ended()
     t.match((await logs.waitFor('channel subscription failed')).err, { code: 'FST_ERR_CONDUIT_BUS' })
 
     // Once the key is a stream again, the channel works: failures are not sticky.
@@ -250,7 +250,7 @@ if (await needRedis(t)) {
       { event: 'message', data: { a: 1 }, id: object },
       { event: 'message', data: 'hello', id: old }
     ])
-    const stream = await openStream(url + '/c', { 'last-event-id': text })
+    const stream = await FrameReader.fetch(url + '/c', { 'last-event-id': text })
     t.same((await stream.take(3)).map((frame) => [frame.id, frame.data]), [[object, '{"a":1}'], [old, '"hello"'], [odd, 'x']])
     const last = await channel.publish({ data: 'last' })
     t.strictSame(await take(subscription, 1), [{ event: 'message', data: 'last', id: last }], 'the odd one skipped')

@@ -5,7 +5,7 @@ import t from 'tap'
 import type { Channel } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { redisBus } from '../../lib/redis/index.js'
-import { freePort, LogCapture, openStream, startApp, take } from '../channel/helpers.js'
+import { FrameReader, freePort, LogCapture, startApp, take } from '../support/index.js'
 import { REQUIRE_REDIS, testPrefix } from './helpers.js'
 
 // Restarts a Redis of its own (never the shared one on 6379): kill -9, then a new server on
@@ -57,7 +57,7 @@ if (!hasRedisServer) {
     const onA = a.app.sse.channel('news')
     const subscription = onB.subscribe()
     await subscription.ready
-    const stream = await openStream(b.url + '/news')
+    const stream = await FrameReader.fetch(b.url + '/news')
 
     const ids = [await onA.publish({ data: 1 }), await onA.publish({ data: 2 })]
     t.same((await take(subscription, 2)).map((message) => message.id), ids)
@@ -80,7 +80,7 @@ if (!hasRedisServer) {
 
     // Redis came back empty: a client resuming from before the restart is told of the gap
     // and gets what the new Redis holds.
-    const back = await openStream(b.url + '/news', { 'last-event-id': ids[1] })
+    const back = await FrameReader.fetch(b.url + '/news', { 'last-event-id': ids[1] })
     const [gap, ...replayed] = await back.take(3)
     t.equal(gap.raw + '\n', GAP_FRAME)
     t.same(replayed.map((frame) => frame.id), ids.slice(2))

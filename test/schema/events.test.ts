@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit, { compileRouteEvents } from '../../lib/index.js'
 import type { SSEMessage } from '../../lib/index.js'
-import { FrameReader, listen, logCapture } from '../helpers.js'
+import { FrameReader, listen, LogCapture } from '../support/index.js'
 
 const Token = Type.Object({ text: Type.String() })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
@@ -60,7 +60,7 @@ t.test('a route with a bad schema.sse fails at startup', async (t) => {
 })
 
 t.test('schema routes over a real socket, and the invalid-event policy', async (t) => {
-  const logs = logCapture()
+  const logs = new LogCapture()
   const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
   await app.register(fastifyConduit, { heartbeat: false })
   const events = { token: Token, done: Done }

@@ -3,14 +3,14 @@ import type { Static } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit, { compileRouteEvents } from '../../lib/index.js'
-import { FrameReader, listen, logCapture } from '../helpers.js'
+import { FrameReader, listen, LogCapture } from '../support/index.js'
 
 // Shared schemas (app.addSchema) referenced from schema.sse by $id, as Type.Ref('Tick') writes it.
 
 const Tick = Type.Object({ n: Type.Number() }, { $id: 'Tick' })
 
 t.test('a shared schema referenced from schema.sse checks and serializes events, over a real socket', async (t) => {
-  const logs = logCapture()
+  const logs = new LogCapture()
   const app = Fastify({ logger: { level: 'error', stream: logs.stream } })
   app.addSchema(Tick)
   await app.register(fastifyConduit, { heartbeat: false })

@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import { EventSource as UndiciEventSource } from 'undici'
 import fastifyConduit from '../../lib/index.js'
-import { listen } from '../helpers.js'
+import { listen } from '../support/index.js'
 
 // Real EventSource implementations read fastify-conduit: what they dispatch is what was sent,
 // and their reconnection resumes with Last-Event-ID.

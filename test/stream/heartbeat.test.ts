@@ -3,7 +3,7 @@ import { setImmediate as turn } from 'node:timers/promises'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import { deferred, FrameReader, listen } from '../helpers.js'
+import { deferred, FrameReader, listen } from '../support/index.js'
 
 // `heartbeat: N` means N milliseconds of idleness: a stream that writes nothing gets a comment
 // frame every N ms (not 2N: the heartbeat's own write must not count as activity), and one

@@ -5,7 +5,7 @@ import fastifyCors from '@fastify/cors'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import { deferred, FrameReader, listen, logCapture } from '../helpers.js'
+import { deferred, FrameReader, listen, LogCapture } from '../support/index.js'
 
 t.test('response headers, and headers set earlier are kept', async (t) => {
   const app = Fastify()
@@ -88,7 +88,7 @@ t.test('heartbeats are comment frames sent while the stream is idle', async (t) 
 })
 
 t.test('onResponse and request logging fire once per stream', async (t) => {
-  const logs = logCapture()
+  const logs = new LogCapture()
   const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
   await app.register(fastifyConduit, { heartbeat: false })
   let responses = 0
@@ -103,7 +103,7 @@ t.test('onResponse and request logging fire once per stream', async (t) => {
 })
 
 t.test('a client that goes away: onRequestAbort fires once, as for any abandoned response', async (t) => {
-  const logs = logCapture()
+  const logs = new LogCapture()
   const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
   await app.register(fastifyConduit, { heartbeat: false })
   let aborts = 0

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import { deferred, FrameReader, listen, logCapture } from '../helpers.js'
+import { deferred, FrameReader, listen, LogCapture } from '../support/index.js'
 
 // How a stream ends: the client goes away, the server closes, the source throws, the client
 // stops reading. Each must end cleanly, run the source's finally and leak nothing.
@@ -103,7 +103,7 @@ t.test('app.close() ends even a source that ignores the signal', async (t) => {
 })
 
 t.test('a source that throws is logged and ends the stream cleanly', async (t) => {
-  const logs = logCapture()
+  const logs = new LogCapture()
   const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
   await app.register(fastifyConduit, { heartbeat: false })
   const unhandled: unknown[] = []
@@ -132,7 +132,7 @@ t.test('a source that throws is logged and ends the stream cleanly', async (t) =
 })
 
 t.test('an iterator whose return() throws is logged', async (t) => {
-  const logs = logCapture()
+  const logs = new LogCapture()
   const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
   await app.register(fastifyConduit, { heartbeat: false })
   const returned = deferred()

@@ -7,7 +7,7 @@ import fastifyCompress from '@fastify/compress'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import { deferred, FrameReader, listen, logCapture } from '../helpers.js'
+import { deferred, FrameReader, listen, LogCapture } from '../support/index.js'
 
 // How a stream owns its response inside an ordinary app: whatever the hooks and onSend
 // wrappers do, the head goes out when Fastify pipes the body in, the response's own close
@@ -200,7 +200,7 @@ for (const [encoding, { encode, decode }] of Object.entries(encoders)) {
 }
 
 t.test('@fastify/compress that would encode event streams: refused with a coded 500 before any event, nothing hangs', async (t) => {
-  const logs = logCapture()
+  const logs = new LogCapture()
   const app = Fastify({ logger: { stream: logs.stream } })
   await app.register(fastifyCompress, { customTypes: /^text\//, threshold: 0 })
   await app.register(fastifyConduit, { heartbeat: false, retry: 1000 })

@@ -4,7 +4,7 @@ import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
 import { kAttach } from '../../lib/stream/sink.js'
 import type { AttachableSource, StreamSink } from '../../lib/stream/sink.js'
-import { deferred, FrameReader, listen } from '../helpers.js'
+import { deferred, FrameReader, listen } from '../support/index.js'
 
 // The push side of a stream, as channels use it: frames and shared bytes written into the
 // sink, backpressure seen through the return value and `queued`, and the two ways to end.

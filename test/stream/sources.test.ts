@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
 import type { SSEMessage } from '../../lib/index.js'
-import { deferred, FrameReader, listen } from '../helpers.js'
+import { deferred, FrameReader, listen } from '../support/index.js'
 
 // Every source kind reply.sse accepts, read over a real socket.
 

@@ -1,8 +1,7 @@
-// A plain node:http event-stream server for the client tests: each test says how to answer the
-// nth request, and reads back what every request carried.
 import { once } from 'node:events'
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Teardown } from './app.js'
 
 export interface SeenRequest {
   method: string
@@ -17,8 +16,11 @@ export interface TestServer {
   requests: SeenRequest[]
 }
 
-/** Starts a server on 127.0.0.1, port 0, that `t.teardown` closes. */
-export async function listen (t: { teardown: (fn: () => unknown) => void }, answer: Answer): Promise<TestServer> {
+/**
+ * A plain node:http event-stream server for the client tests, on 127.0.0.1, port 0, closed when
+ * the test ends: the test says how to answer the nth request, and reads back what each carried.
+ */
+export async function startEventServer (t: Teardown, answer: Answer): Promise<TestServer> {
   const requests: SeenRequest[] = []
   const server = createServer((req, res) => {
     let body = ''
@@ -41,7 +43,7 @@ export async function listen (t: { teardown: (fn: () => unknown) => void }, answ
 }
 
 /** Sends the head of an event stream at once, before any event. */
-export function open (res: ServerResponse, contentType = 'text/event-stream'): ServerResponse {
+export function openEventStream (res: ServerResponse, contentType = 'text/event-stream'): ServerResponse {
   res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' })
   res.flushHeaders()
   return res

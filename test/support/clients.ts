@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net'
 import { pipeline } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
-import { createParser } from 'eventsource-parser'
 import type { FastifyInstance } from 'fastify'
 
 export type Protocol = 'http1' | 'http2'
@@ -88,93 +87,4 @@ function decoded (body: Readable, headers: Headers): Readable {
   if (headers['content-encoding'] !== 'gzip') return body
   // Streaming gunzip: each event must come out as soon as its compressed bytes arrive.
   return pipeline(body, createGunzip(), () => {})
-}
-
-/** An event as an EventSource would dispatch it. */
-export interface ReceivedEvent {
-  event: string
-  id: string | undefined
-  data: string
-}
-
-/**
- * Reads a response body with eventsource-parser, a WHATWG event-stream parser: the events as
- * they are dispatched, and whether the body ended.
- */
-export class EventReader {
-  readonly events: ReceivedEvent[] = []
-  /** Body bytes received, after any gzip decoding. */
-  bytes = 0
-  /** An error the body failed with (a reset stream, a broken gzip stream), if any. */
-  error: Error | undefined
-  #ended = false
-  #changed: Array<() => void> = []
-
-  constructor (body: Readable) {
-    const parser = createParser({
-      onEvent: ({ event, id, data }) => {
-        this.events.push({ event: event ?? 'message', id, data })
-        this.#notify()
-      }
-    })
-    const decoder = new TextDecoder()
-    body.on('data', (chunk: Buffer) => {
-      this.bytes += chunk.length
-      parser.feed(decoder.decode(chunk, { stream: true }))
-    })
-    body.on('error', (err) => { this.error = err })
-    body.on('end', () => { this.#ended = true; this.#notify() })
-    body.on('close', () => { this.#ended = true; this.#notify() })
-  }
-
-  get ended (): boolean {
-    return this.#ended
-  }
-
-  /** True once `count` events have arrived; false if the body ended or `ms` passed first. */
-  received (count: number, ms: number): Promise<boolean> {
-    return this.#until(() => this.events.length >= count, ms)
-  }
-
-  /** True once the body has ended; false if `ms` passed first. */
-  end (ms: number): Promise<boolean> {
-    return this.#until(() => this.#ended, ms)
-  }
-
-  async #until (done: () => boolean, ms: number): Promise<boolean> {
-    const deadline = Date.now() + ms
-    while (!done()) {
-      if (this.#ended || Date.now() >= deadline) return done()
-      await within(new Promise<void>((resolve) => this.#changed.push(resolve)), deadline - Date.now())
-    }
-    return true
-  }
-
-  #notify (): void {
-    for (const wake of this.#changed.splice(0)) wake()
-  }
-}
-
-/**
- * True if `promise` settles within `ms`. The bound only turns a hang into a failed assertion:
- * every step waited on here takes about a millisecond.
- */
-export async function within (promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, Math.max(ms, 0), false) })
-  try {
-    return await Promise.race([promise.then(() => true, () => true), late])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/** True once `condition()` holds (checked every millisecond or so); false after `ms`. */
-export async function eventually (condition: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() >= deadline) return false
-    await new Promise((resolve) => setTimeout(resolve, 1))
-  }
-  return true
 }

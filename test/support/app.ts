@@ -1,0 +1,63 @@
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import fastifyConduit from '../../lib/index.js'
+import type { FastifyConduitOptions } from '../../lib/index.js'
+
+/** The tap test object, as far as these helpers need it. */
+export interface Teardown {
+  teardown (fn: () => unknown): void
+}
+
+/** Listens on 127.0.0.1, port 0; returns the base URL. */
+export async function listen (app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+}
+
+type Conduit = typeof fastifyConduit
+type Routes = (app: FastifyInstance) => void
+type Started = Promise<{ app: FastifyInstance, url: string, port: number }>
+
+/**
+ * A Fastify instance with the plugin (heartbeat off unless `options` says otherwise) and what
+ * `routes` adds, listening on 127.0.0.1, closed when the test ends.
+ */
+export function startApp (t: Teardown, options: FastifyConduitOptions = {}, routes: Routes = () => {}, fastifyOptions: FastifyServerOptions = {}): Started {
+  return start(fastifyConduit, t, options, routes, fastifyOptions)
+}
+
+/**
+ * startApp with the plugin as a user gets it, the built package imported by name, for the
+ * examples (which import it so too). Loaded on first use: only these tests need a build.
+ */
+export async function startPackageApp (t: Teardown, options: FastifyConduitOptions = {}, routes: Routes = () => {}, fastifyOptions: FastifyServerOptions = {}): Started {
+  const { default: published } = await import('fastify-conduit')
+  return start(published as unknown as Conduit, t, options, routes, fastifyOptions)
+}
+
+async function start (plugin: Conduit, t: Teardown, options: FastifyConduitOptions, routes: Routes, fastifyOptions: FastifyServerOptions): Started {
+  // Clients that aborted may leave keep-alive sockets (undici keeps them for 4 s): close them
+  // with the server instead of waiting.
+  const app = Fastify({ forceCloseConnections: true, ...fastifyOptions })
+  await app.register(plugin, { heartbeat: false, ...options })
+  routes(app)
+  t.teardown(() => app.close())
+  const url = await listen(app)
+  return { app, url, port: (app.server.address() as AddressInfo).port }
+}
+
+/** A port nothing listens on now (listened on, then closed). */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** A unique channel name per test, so tests sharing a bus (or a Redis) never meet. */
+export function uniqueName (label: string): string {
+  return `${label}-${Math.random().toString(36).slice(2, 10)}`
+}
