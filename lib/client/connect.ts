@@ -10,6 +10,7 @@ import {
   ClientStatusError,
   ClientUndeclaredEventError
 } from './errors.js'
+import { assertId } from '../wire/guards.js'
 import { EventStreamParser } from './parser.js'
 import { reconnectDelay, wait } from './reconnect.js'
 
@@ -306,8 +307,12 @@ export function connect (url: string | URL, options?: ConnectOptions): EventStre
 export function connect (url: string | URL, options: ConnectOptions = {}): EventStream<unknown> {
   if (typeof options !== 'object' || options === null) throw new ClientOptionError('options', 'must be an object')
   const { lastEventId = '', signal, reconnect = {}, onReconnect, events } = options
-  if (typeof lastEventId !== 'string' || /[\0\r\n]/.test(lastEventId)) {
-    throw new ClientOptionError('lastEventId', 'must be a string without CR, LF or NUL')
+  if (typeof lastEventId !== 'string') throw new ClientOptionError('lastEventId', LAST_EVENT_ID)
+  // The server's own guard: an id it would refuse to write is one the client may not send.
+  try {
+    assertId(lastEventId)
+  } catch (err) {
+    throw new ClientOptionError('lastEventId', LAST_EVENT_ID, { cause: err })
   }
   if (signal !== undefined && typeof signal?.addEventListener !== 'function') {
     throw new ClientOptionError('signal', 'must be an AbortSignal')
@@ -345,6 +350,8 @@ export function connect (url: string | URL, options: ConnectOptions = {}): Event
   }
   return new ConduitEventStream(config, lastEventId)
 }
+
+const LAST_EVENT_ID = 'must be a string without CR, LF or NUL'
 
 // A function, not an inline check: TypeScript would keep `aborted` narrowed across awaits.
 function isAborted (signal: AbortSignal | undefined): boolean {

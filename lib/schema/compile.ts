@@ -6,7 +6,8 @@ import {
   InvalidSchemaError,
   UndeclaredEventError
 } from '../errors.js'
-import { assertMessage, DATA, eventField, fieldLines, formatEvent, headFields, stringifyData } from '../wire/format.js'
+import { assertMessage, formatEvent, headFields, stringifyData } from '../format/format.js'
+import { DATA, eventField, fieldLines } from '../wire/format.js'
 import type { SSEMessage } from '../wire/message.js'
 import { sharedReferences } from './shared.js'
 import type { SharedReferences } from './shared.js'
