@@ -218,7 +218,9 @@ function checkCloseGracePeriod (value: unknown): number {
  * always: EventSource gives up on any other.
  */
 function setStreamHeaders (reply: FastifyReply): void {
-  const headers = reply.request.raw.httpVersionMajor === 2 ? HTTP2_HEADERS : HTTP1_HEADERS
+  const request = reply.request
+  // A client that asked for `Connection: close` gets it (Node then closes after the stream).
+  const headers = request.raw.httpVersionMajor === 2 || /\bclose\b/i.test(request.headers.connection ?? '') ? HTTP2_HEADERS : HTTP1_HEADERS
   for (const name in headers) {
     if (name === 'content-type' || !reply.hasHeader(name)) reply.header(name, headers[name])
   }

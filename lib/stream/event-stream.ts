@@ -75,7 +75,9 @@ export class EventStream extends Readable implements Beating, StreamSink {
     super({ highWaterMark: HIGH_WATER_MARK })
     this.#settings = settings
     this.#response = response
-    if (settings.retry !== undefined) this.#batch = retryField(settings.retry) + '\n'
+    // Queued now, not batched with the first event: a source may take minutes to produce one,
+    // and the client should learn its retry (and the heartbeats should start) at once.
+    if (settings.retry !== undefined) this.push(retryField(settings.retry) + '\n')
     if (settings.heartbeat !== undefined) {
       this.#lastWrite = settings.heartbeat.tick
       settings.heartbeat.add(this)
@@ -261,22 +263,40 @@ export class EventStream extends Readable implements Beating, StreamSink {
   }
 
   #piped (body: Readable): void {
-    if (!this.#response.headersSent) this.#response.flushHeaders()
-    const encoding = this.#response.getHeader('content-encoding')
-    if (body === (this as Readable) || encoding === undefined || encoding === 'identity') return
-    if (isFlushable(body)) {
+    const response = this.#response
+    const encoding = response.getHeader('content-encoding')
+    if (body !== (this as Readable) && encoding !== undefined && encoding !== 'identity') {
+      if (!isFlushable(body)) {
+        this.#refuse(body, String(encoding))
+        return
+      }
       const flush = new EncoderFlush(body)
       // The pipe's own 'data' listener (added first) has written each chunk when this runs.
       this.on('data', flush.schedule)
       // What flowed into the encoder before this moment (the source may have run while the
       // onSend hooks did) gets its flush too.
       flush.schedule()
-    } else {
-      // Events that arrive only when an encoder's buffer fills are worse than no stream: the
-      // application would look like it works and deliver nothing live.
-      this.#settings.log.error({ err: new UnflushableEncodingError(String(encoding)) }, 'fastify-conduit: event stream refused')
-      this.stop()
     }
+    if (!response.headersSent) response.flushHeaders()
+  }
+
+  /**
+   * Answers `err` instead of the stream, before any byte of the stream went out: events that
+   * would arrive only when an encoder's buffer fills are worse than no stream (the app would
+   * look like it works and deliver nothing live), and an error status, unlike a 200 that ends,
+   * makes an EventSource stop instead of reconnecting forever.
+   */
+  #refuse (body: Readable, encoding: string): void {
+    const response = this.#response
+    const err = new UnflushableEncodingError(encoding)
+    const statusCode = 500
+    body.unpipe(response as unknown as NodeJS.WritableStream)
+    this.#settings.log.error({ err }, 'fastify-conduit: event stream refused')
+    response.statusCode = statusCode
+    response.removeHeader('content-encoding')
+    response.setHeader('content-type', 'application/json; charset=utf-8')
+    response.end(JSON.stringify({ statusCode, code: err.code, error: 'Internal Server Error', message: err.message }))
+    this.stop()
   }
 
   #responseClose (): void {

@@ -41,7 +41,9 @@ export function iterate<T> (value: unknown, source: unknown = value): OpenSource
       return { iterator: (value as Iterable<T>)[Symbol.iterator](), sync: true }
     }
   }
-  const what = typeof source === 'function' ? `a function that returned ${describe(value)}` : describe(value)
+  // An async function returns a Promise, not an async iterable: say so, it is the usual slip.
+  const got = typeof (value as Partial<PromiseLike<unknown>> | null)?.then === 'function' ? 'a Promise (use an async generator function, `async function *`)' : describe(value)
+  const what = typeof source === 'function' ? `a function that returned ${got}` : got
   throw new InvalidSourceError(`expected an iterable, async iterable, Readable, channel or a function returning one; got ${what}`)
 }
 

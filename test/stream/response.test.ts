@@ -199,11 +199,11 @@ for (const [encoding, { encode, decode }] of Object.entries(encoders)) {
   }
 }
 
-t.test('@fastify/compress that would encode event streams: refused with a coded error, nothing hangs', async (t) => {
+t.test('@fastify/compress that would encode event streams: refused with a coded 500 before any event, nothing hangs', async (t) => {
   const logs = logCapture()
   const app = Fastify({ logger: { stream: logs.stream } })
   await app.register(fastifyCompress, { customTypes: /^text\//, threshold: 0 })
-  await app.register(fastifyConduit, { heartbeat: false })
+  await app.register(fastifyConduit, { heartbeat: false, retry: 1000 })
   const finished = deferred()
   app.get('/compressed', (request, reply) => reply.sse(async function * ({ signal }) {
     try {
@@ -213,16 +213,59 @@ t.test('@fastify/compress that would encode event streams: refused with a coded 
       finished.resolve()
     }
   }))
-  app.get('/default-compress', (request, reply) => reply.sse([{ data: 'plain' }]))
+  // A sync source produces a batch and more before Fastify pipes the body: none of it goes out.
+  app.get('/sync', (request, reply) => reply.sse(function * () {
+    for (let i = 0; i < 5000; i++) yield { id: i, data: 'x'.repeat(50) }
+  }))
   t.teardown(() => app.close())
   const url = await listen(app)
-  const response = await fetch(url + '/compressed', { headers: { 'accept-encoding': 'gzip' } })
-  t.equal(response.status, 200)
-  await response.text()
+  for (const path of ['/compressed', '/sync']) {
+    const response = await fetch(url + path, { headers: { 'accept-encoding': 'gzip' } })
+    t.equal(response.status, 500, 'an error status: EventSource stops instead of reconnecting forever')
+    t.equal(response.headers.get('content-encoding'), null)
+    t.match(await response.json(), { statusCode: 500, code: 'FST_ERR_CONDUIT_UNFLUSHABLE_ENCODING' })
+  }
   await finished.promise
-  t.match(logs.lines.find((line) => line.msg === 'fastify-conduit: event stream refused'),
-    { level: 50, err: { code: 'FST_ERR_CONDUIT_UNFLUSHABLE_ENCODING' } })
+  t.equal(logs.lines.filter((line) => line.msg === 'fastify-conduit: event stream refused' &&
+    (line.err as { code?: string }).code === 'FST_ERR_CONDUIT_UNFLUSHABLE_ENCODING' && line.level === 50).length, 2)
   t.equal(app.sse.stats().openStreams, 0)
+})
+
+t.test('retry and heartbeats go out before the source\'s first event', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit, { heartbeat: 20, retry: 1234 })
+  const go = deferred()
+  app.get('/quiet', (request, reply) => reply.sse(async function * () {
+    await go.promise
+    yield { data: 'late' }
+  }))
+  const quiet = app.sse.channel('quiet')
+  app.get('/quiet-channel', (request, reply) => reply.sse(quiet))
+  t.teardown(() => app.close())
+  const url = await listen(app)
+  for (const path of ['/quiet', '/quiet-channel']) {
+    const reader = await FrameReader.open(url + path)
+    t.equal(await reader.next(), 'retry: 1234\n\n', `${path}: retry at once`)
+    t.equal(await reader.next(), ':\n\n', `${path}: a heartbeat while the source has nothing yet`)
+    reader.close()
+  }
+  go.resolve()
+})
+
+t.test('a request with Connection: close gets no keep-alive, and the connection closes after the stream', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit, { heartbeat: false })
+  app.get('/once', (request, reply) => reply.sse([{ data: 'a' }]))
+  t.teardown(() => app.close())
+  const url = new URL(await listen(app))
+  const socket = connect(Number(url.port), url.hostname)
+  socket.write(`GET /once HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n\r\n`)
+  let text = ''
+  socket.on('data', (chunk: Buffer) => { text += chunk.toString() })
+  await new Promise((resolve) => socket.on('close', resolve))
+  t.match(text, /\r\nconnection: close\r\n/i)
+  t.notMatch(text, /keep-alive/i)
+  t.match(text, /data: a\n\n/)
 })
 
 t.test('@fastify/compress with its defaults leaves event streams alone', async (t) => {

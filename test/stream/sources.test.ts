@@ -39,12 +39,15 @@ t.test('a source that is not one answers 500 with a coded error', async (t) => {
   app.get('/string', (request, reply) => reply.sse('abc' as never))
   app.get('/function-of-number', (request, reply) => reply.sse((() => 5) as never))
   app.get('/null', (request, reply) => reply.sse(null as never))
+  app.get('/async-function', (request, reply) => reply.sse((async () => [{ data: 'x' }]) as never))
   t.teardown(() => app.close())
-  for (const path of ['/number', '/string', '/function-of-number', '/null']) {
+  for (const path of ['/number', '/string', '/function-of-number', '/null', '/async-function']) {
     const res = await app.inject(path)
     t.equal(res.statusCode, 500, path)
     t.equal(res.json().code, 'FST_ERR_CONDUIT_INVALID_SOURCE', path)
   }
+  // The usual slip, an async function instead of an async generator function, is named.
+  t.match((await app.inject('/async-function')).json().message, /a Promise \(use an async generator function/)
   t.equal(app.sse.stats().openStreams, 0, 'nothing left open')
 })
 
