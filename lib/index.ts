@@ -10,8 +10,9 @@ export type {
   SSEStats,
   SSEStreamOptions
 } from './types.js'
-export { formatEvent, SSEEvent, SSEStream } from './wire/index.js'
-export type { SSEHeadersOptions, SSEMessage } from './wire/index.js'
+export { formatEvent, SSEEvent, SSEStream } from './format/index.js'
+export type { SSEHeadersOptions } from './format/index.js'
+export type { SSEMessage } from './wire/index.js'
 export { compileRouteEvents } from './schema/index.js'
 export type { EventFormatter, EventSchemas } from './schema/index.js'
 export type { RouteMessage, SchemaMessage } from './schema/types.js'

@@ -18,8 +18,8 @@ import { closeIterator, iterate, openSource } from './stream/source.js'
 import type { OpenSource } from './stream/source.js'
 import { FastifyConduitOptionsSchema, SSEStreamOptionsSchema } from './types.js'
 import type { FastifyConduitOptions, InvalidEventPolicy, SSEDecorator, SSEStats, SSEStreamOptions } from './types.js'
-import { formatEvent } from './wire/format.js'
-import { HTTP1_HEADERS, HTTP2_HEADERS } from './wire/event.js'
+import { formatEvent } from './format/format.js'
+import { HTTP1_HEADERS, HTTP2_HEADERS } from './wire/headers.js'
 
 interface ResolvedOptions {
   heartbeat: number | false

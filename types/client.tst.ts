@@ -5,6 +5,7 @@ import {
   connect,
   EventStreamParser,
   type ConduitClientErrorType,
+  type ClientEventStream,
   type ConduitEvent,
   type EventStream,
   type ParsedEvent,
@@ -41,13 +42,18 @@ test('with events: a union discriminated by event name, data typed by its schema
 
 test('without events: any event name, data is the string as received', async () => {
   const stream = connect(new URL('http://127.0.0.1:3000/events'), { lastEventId: '41' })
-  expect(stream).type.toBe<EventStream<ConduitEvent>>()
+  expect(stream).type.toBe<ClientEventStream<ConduitEvent>>()
   for await (const ev of stream) {
     expect(ev).type.toBe<ConduitEvent<string, string>>()
     expect(ev.data).type.toBe<string>()
     expect(ev.event).type.toBe<string>()
   }
-  expect(connect('http://x/')).type.toBe<EventStream<ConduitEvent>>()
+  expect(connect('http://x/')).type.toBe<ClientEventStream<ConduitEvent>>()
+})
+
+test('EventStream, the former name of ClientEventStream, still compiles', () => {
+  const stream: EventStream<ConduitEvent> = connect('http://x/')
+  expect(stream).type.toBe<ClientEventStream<ConduitEvent>>()
 })
 
 test('events without data, and the default message event', async () => {

@@ -1,6 +1,6 @@
 import { InvalidIdError, InvalidMessageError } from '../errors.js'
 import type { EventFormatter } from '../schema/compile.js'
-import { assertMessage, formatEvent } from '../wire/format.js'
+import { assertMessage, formatEvent } from '../format/format.js'
 import type { SSEMessage } from '../wire/message.js'
 
 /**

@@ -1,15 +1,7 @@
 export { connect } from './connect.js'
-export type {
-  ConduitEvent,
-  ConnectOptions,
-  EventSchemas,
-  EventStream,
-  FetchLike,
-  ReconnectInfo,
-  ReconnectOptions,
-  ReplayableBody,
-  TypedEvent
-} from './connect.js'
+export type { ClientEventStream, EventStream } from './event-stream.js'
+export type { ConduitEvent, EventSchemas, TypedEvent } from './events.js'
+export type { ConnectOptions, FetchLike, ReconnectInfo, ReconnectOptions, ReplayableBody } from './options.js'
 export { EventStreamParser } from './parser.js'
 export type { ParsedEvent } from './parser.js'
 export {

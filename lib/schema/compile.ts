@@ -5,7 +5,8 @@ import {
   InvalidSchemaError,
   UndeclaredEventError
 } from '../errors.js'
-import { assertMessage, DATA, eventField, fieldLines, formatEvent, headFields, stringifyData } from '../wire/format.js'
+import { assertMessage, formatEvent, headFields, stringifyData } from '../format/format.js'
+import { DATA, eventField, fieldLines } from '../wire/format.js'
 import type { SSEMessage } from '../wire/message.js'
 import { compileCheck } from './check.js'
 import type { CompiledCheck } from './check.js'

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { InvalidSourceError } from '../errors.js'
-import { describe } from '../wire/format.js'
+import { describe } from '../wire/guards.js'
 
 /** What a source function receives. */
 export interface SourceContext {

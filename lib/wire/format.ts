@@ -1,21 +1,11 @@
-import {
-  InvalidCommentError,
-  InvalidEventNameError,
-  InvalidIdError,
-  InvalidMessageError,
-  InvalidRetryError,
-  UnserializableDataError
-} from '../errors.js'
+import { WireError } from './errors.js'
+import { assertComment, assertEventName, assertId, assertMessage, assertRetry, describe } from './guards.js'
 import type { SSEMessage } from './message.js'
 
 // WHATWG HTML §9.2.6 "Interpreting an event stream": a line ends at CRLF, a lone LF or a lone
 // CR. Every one of them must start a new `data:` line, or a payload could end its own line and
 // write a field (`id: forged`) or a blank line (a second event) of its choosing.
 const LINE_BREAK = /\r\n|\r|\n/
-// §9.2.6: a field value with CR or LF would end the line early; an `id` with NUL is ignored by
-// the parser ("If the field value does not contain U+0000 NULL"), which silently breaks replay.
-const BREAKS_LINE = /[\r\n]/
-const BREAKS_ID = /[\0\r\n]/
 
 /** Field prefixes. A single space follows the colon: §9.2.6 strips exactly one. */
 export const DATA = 'data: '
@@ -40,42 +30,37 @@ export function fieldLines (prefix: string, text: string): string {
 
 /** The `event:` line, or an error when the name could end the line. */
 export function eventField (event: unknown): string {
-  if (typeof event !== 'string') throw new InvalidEventNameError(`expected a string, got ${describe(event)}`)
-  if (BREAKS_LINE.test(event)) throw new InvalidEventNameError('it contains CR or LF')
+  assertEventName(event)
   return EVENT + event + '\n'
 }
 
 /** The `id:` line. Numbers must be finite; strings must not contain CR, LF or NUL. */
 export function idField (id: unknown): string {
-  if (typeof id === 'string') {
-    if (BREAKS_ID.test(id)) throw new InvalidIdError('it contains CR, LF or NUL')
-    return ID + id + '\n'
-  }
-  if (typeof id === 'number' && Number.isFinite(id)) return ID + id + '\n'
-  throw new InvalidIdError(`expected a string or a finite number, got ${describe(id)}`)
+  assertId(id)
+  return ID + id + '\n'
 }
 
 /** The `retry:` line. §9.2.6 only accepts ASCII digits, so a non-negative safe integer. */
 export function retryField (retry: unknown): string {
-  if (typeof retry === 'number' && Number.isSafeInteger(retry) && retry >= 0) return RETRY + retry + '\n'
-  throw new InvalidRetryError(`expected a non-negative safe integer, got ${describe(retry)}`)
+  assertRetry(retry)
+  return RETRY + retry + '\n'
 }
 
 /** Comment lines: like data, every line break starts a new `:` line. */
 export function commentLines (comment: unknown): string {
-  if (typeof comment !== 'string') throw new InvalidCommentError(`expected a string, got ${describe(comment)}`)
+  assertComment(comment)
   return fieldLines(COMMENT, comment)
 }
 
-/** JSON for data without a schema; a clear coded error instead of `undefined` or a TypeError. */
+/** JSON for data without a schema; a clear {@link WireError} instead of `undefined` or a TypeError. */
 export function stringifyData (data: unknown): string {
   let json: string | undefined
   try {
     json = JSON.stringify(data)
   } catch (err) {
-    throw new UnserializableDataError((err as Error).message, { cause: err })
+    throw new WireError('unserializable-data', 'data', (err as Error).message, { cause: err })
   }
-  if (json === undefined) throw new UnserializableDataError(`JSON has no representation of ${describe(data)}`)
+  if (json === undefined) throw new WireError('unserializable-data', 'data', `JSON has no representation of ${describe(data)}`)
   return json
 }
 
@@ -92,13 +77,6 @@ export function headFields (msg: SSEMessage): string {
   return head
 }
 
-/** Throws unless `msg` is a non-null object that is not an array. */
-export function assertMessage (msg: unknown): asserts msg is SSEMessage {
-  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-    throw new InvalidMessageError(`expected an object, got ${describe(msg)}`)
-  }
-}
-
 /**
  * Formats one message as an event-stream frame, exactly per WHATWG HTML §9.2.6.
  *
@@ -107,7 +85,7 @@ export function assertMessage (msg: unknown): asserts msg is SSEMessage {
  *   line, so an empty event still reaches EventSource listeners.
  * - A message with only `id`, `retry` and/or `comment` writes no `data:` line: it moves the
  *   client's Last-Event-ID (or retry) without dispatching an event.
- * - A bad `event`, `id`, `retry` or `comment` throws a coded error and nothing is returned.
+ * - A bad `event`, `id`, `retry` or `comment` throws a {@link WireError} and nothing is returned.
  *
  * @example
  * formatEvent({ event: 'token', id: 1, data: { text: 'Hi' } })
@@ -119,19 +97,11 @@ export function formatEvent (msg: SSEMessage): string {
   const data = msg.data
   if (data === undefined) {
     if (msg.event !== undefined) return head + DATA + '\n\n'
-    if (head === '') throw new InvalidMessageError('it has none of data, event, id, retry, comment')
+    if (head === '') throw new WireError('invalid-message', 'message', 'it has none of data, event, id, retry, comment')
     return head + '\n'
   }
   if (typeof data === 'string') return head + fieldLines(DATA, data) + '\n'
   // JSON.stringify escapes CR and LF, so this is one line; split anyway, so that the guarantee
   // does not rest on what a serializer promises.
   return head + fieldLines(DATA, stringifyData(data)) + '\n'
-}
-
-/** A short description of a value for error messages; never the value itself (no payloads in logs). */
-export function describe (value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value)
-  return typeof value
 }

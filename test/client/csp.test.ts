@@ -29,3 +29,17 @@ test('without code generation, events are checked all the same', async (t) => {
   }
   t.same(texts, ['a'])
 })
+
+test('the fallback answers as the compiled check does', async (t) => {
+  const { compileCheck } = await t.mockImport<typeof import('../../lib/client/check.ts')>('../../lib/client/check.ts', {
+    '@sinclair/typebox/compiler': {
+      TypeCompiler: {
+        Compile () { throw new EvalError('Code generation from strings disallowed for this context') }
+      }
+    }
+  })
+  const { check, explain } = compileCheck(Type.Object({ text: Type.String() }))
+  t.equal(check({ text: 'a' }), true)
+  t.equal(check({ text: 1 }), false)
+  t.match(explain({ text: 1 }), { path: '/text', message: 'Expected string' })
+})

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { formatEvent, SSEEvent, SSEStream } from '../../lib/index.js'
 import type { SSEMessage } from '../../lib/index.js'
+import * as wire from '../../lib/wire/index.js'
 
 // Frames are compared whole: the exact bytes a client receives.
 
@@ -86,6 +87,31 @@ t.test('bad messages', async (t) => {
   t.throws(() => formatEvent({ data: cycle }), { code: 'FST_ERR_CONDUIT_UNSERIALIZABLE_DATA' }, 'a cycle')
   t.throws(() => formatEvent({ data: () => 1 }), { code: 'FST_ERR_CONDUIT_UNSERIALIZABLE_DATA' }, 'a function')
   t.throws(() => formatEvent({ data: Symbol('s') }), { code: 'FST_ERR_CONDUIT_UNSERIALIZABLE_DATA' }, 'a symbol')
+})
+
+t.test('the wire core throws its own typed error; fastify-conduit maps it to the coded one', async (t) => {
+  const cases: Array<[SSEMessage, wire.WireErrorType, wire.WireField, string]> = [
+    [null as unknown as SSEMessage, 'invalid-message', 'message', 'FST_ERR_CONDUIT_INVALID_MESSAGE'],
+    [{}, 'invalid-message', 'message', 'FST_ERR_CONDUIT_INVALID_MESSAGE'],
+    [{ event: 'a\nb' }, 'invalid-event-name', 'event', 'FST_ERR_CONDUIT_INVALID_EVENT_NAME'],
+    [{ id: 'a\0' }, 'invalid-id', 'id', 'FST_ERR_CONDUIT_INVALID_ID'],
+    [{ retry: -1 }, 'invalid-retry', 'retry', 'FST_ERR_CONDUIT_INVALID_RETRY'],
+    [{ comment: 1 as unknown as string }, 'invalid-comment', 'comment', 'FST_ERR_CONDUIT_INVALID_COMMENT'],
+    [{ data: 10n }, 'unserializable-data', 'data', 'FST_ERR_CONDUIT_UNSERIALIZABLE_DATA']
+  ]
+  for (const [msg, type, field, code] of cases) {
+    let wireError: unknown
+    try { wire.formatEvent(msg) } catch (err) { wireError = err }
+    t.ok(wireError instanceof wire.WireError, type)
+    t.match(wireError, { type, field, reason: String }, type)
+    t.notOk((wireError as { code?: string }).code, `${type}: no code of ours in the wire`)
+    t.throws(() => formatEvent(msg), { code }, code)
+  }
+  let cause: unknown
+  try { formatEvent({ data: 10n }) } catch (err) { cause = (err as Error).cause }
+  t.ok(cause instanceof TypeError, "JSON.stringify's error is kept as the cause")
+  const boom = new Error('a getter threw')
+  t.throws(() => formatEvent({ get data () { throw boom } }), boom, 'an error of anything but the wire passes as it is')
 })
 
 t.test('SSEEvent, as the seed names it', async (t) => {

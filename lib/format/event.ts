@@ -1,3 +1,4 @@
+import { HTTP1_HEADERS, HTTP2_HEADERS } from '../wire/index.js'
 import { formatEvent } from './format.js'
 
 /**
@@ -57,15 +58,3 @@ export class SSEStream {
     return new SSEEvent(data, event, id, retry).format()
   }
 }
-
-// `X-Accel-Buffering: no` stops nginx from buffering the stream; `no-cache` keeps proxies and
-// browsers from serving a stale stream; `no-transform` asks proxies that would compress or
-// otherwise rewrite the body (and so buffer it) to pass it through as it comes.
-const HTTP2_HEADERS: Readonly<Record<string, string>> = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache, no-transform',
-  'x-accel-buffering': 'no'
-}
-const HTTP1_HEADERS: Readonly<Record<string, string>> = { ...HTTP2_HEADERS, connection: 'keep-alive' }
-
-export { HTTP1_HEADERS, HTTP2_HEADERS }

@@ -1,0 +1,163 @@
+import {
+  ClientContentTypeError,
+  ClientNetworkError,
+  ClientStatusError
+} from './errors.js'
+import type { Config, ReconnectInfo } from './options.js'
+import { EventStreamParser } from './parser.js'
+import { reconnectDelay, wait } from './reconnect.js'
+
+/**
+ * The events of one SSE endpoint, read with `for await`. Nothing is requested until iteration
+ * starts; leaving the loop (`break`, `return`, an error) closes the connection. Iterating again
+ * later opens a new connection that resumes after `lastEventId`.
+ */
+export interface ClientEventStream<Event> extends AsyncIterable<Event> {
+  /**
+   * The last event ID received (or given as the `lastEventId` option): the id of the event
+   * last yielded, or of a later frame that carried only an `id`. `''` when none.
+   */
+  readonly lastEventId: string
+}
+
+/**
+ * @deprecated The client's stream is named {@link ClientEventStream} (the server has an
+ * EventStream of its own); this alias stays so that existing code compiles.
+ */
+export type EventStream<Event> = ClientEventStream<Event>
+
+/** A {@link ClientEventStream} over `fetch`: one request per connection, reconnecting as EventSource does. */
+export class ReconnectingEventStream<Event> implements ClientEventStream<Event> {
+  readonly #config: Config
+  #lastEventId: string
+  #retry: number | undefined
+
+  constructor (config: Config) {
+    this.#config = config
+    this.#lastEventId = config.lastEventId
+  }
+
+  get lastEventId (): string {
+    return this.#lastEventId
+  }
+
+  [Symbol.asyncIterator] (): AsyncIterator<Event> {
+    return this.#run()
+  }
+
+  async * #run (): AsyncGenerator<Event, void, undefined> {
+    const config = this.#config
+    const signal = config.signal
+    let attempt = 0
+    for (;;) {
+      if (signal?.aborted === true) return
+      // One controller per request: aborting it ends the fetch and the body read, whether the
+      // user aborted, the consumer left the loop, or an error ends the iteration.
+      const controller = new AbortController()
+      const abort = (): void => { controller.abort() }
+      signal?.addEventListener('abort', abort)
+      let failed = false
+      let failure: unknown
+      try {
+        let response: Response | undefined
+        // Called as a plain function: a browser's fetch called as a method of another object
+        // throws "Illegal invocation".
+        const fetch = config.fetch
+        try {
+          response = await fetch(config.url, this.#requestInit(controller.signal))
+        } catch (err) {
+          failed = true
+          failure = err
+        }
+        if (response !== undefined) {
+          // HTML §9.2.3: a 200 with Content-Type text/event-stream "announces the connection";
+          // any other answer "fails the connection" (no reconnection). A 204 is how a
+          // fastify-conduit server tells a client to stop: it ends the iteration cleanly.
+          if (response.status === 204) return
+          if (response.status !== 200) throw new ClientStatusError(response.status)
+          const contentType = response.headers.get('content-type') ?? ''
+          if (!isEventStream(contentType)) throw new ClientContentTypeError(contentType)
+          attempt = 0
+          // A body-less 200 (a custom fetch can make one) reads as an empty stream.
+          if (response.body !== null) {
+            const reader = response.body.getReader()
+            // The last event ID and the reconnection time outlive the connection; the parser's
+            // buffers do not: "If the file ends in the middle of an event [...] the incomplete
+            // event is not dispatched."
+            const parser = new EventStreamParser(this.#lastEventId)
+            for (;;) {
+              let chunk: ReadableStreamReadResult<Uint8Array>
+              try {
+                chunk = await reader.read()
+              } catch (err) {
+                failed = true
+                failure = err
+                break
+              }
+              if (chunk.done) break
+              const events = parser.feed(chunk.value)
+              if (parser.retry !== undefined) this.#retry = parser.retry
+              for (const parsed of events) {
+                const event = (config.decode === undefined
+                  ? parsed
+                  : { ...parsed, data: config.decode(parsed.event, parsed.data) }) as Event
+                // Before the yield: a consumer that stops here resumes after this very event.
+                this.#lastEventId = parsed.id
+                yield event
+              }
+              this.#lastEventId = parser.lastEventId
+            }
+          }
+        }
+      } finally {
+        controller.abort()
+        signal?.removeEventListener('abort', abort)
+      }
+      if (isAborted(signal)) return
+      if (!config.reconnect) {
+        if (failed) throw new ClientNetworkError(failure)
+        return
+      }
+      attempt++
+      const delay = reconnectDelay(attempt, this.#retry, config.minDelay, config.maxDelay)
+      const info: ReconnectInfo = { attempt, delay, lastEventId: this.#lastEventId }
+      if (failed) info.error = failure
+      config.onReconnect?.(info)
+      await wait(delay, signal)
+    }
+  }
+
+  #requestInit (signal: AbortSignal): RequestInit {
+    const config = this.#config
+    const headers = new Headers(config.headers)
+    // §9.2.3: "If the event source's last event ID string is not the empty string, set
+    // `Last-Event-ID`/last event ID string, encoded as UTF-8, in request's header list."
+    if (this.#lastEventId !== '') headers.set('last-event-id', utf8ByteString(this.#lastEventId))
+    return { method: config.method, headers, body: config.body, signal }
+  }
+}
+
+// A function, not an inline check: TypeScript would keep `aborted` narrowed across awaits.
+function isAborted (signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true
+}
+
+/** The MIME type essence (before any `;` parameter) must be text/event-stream. */
+function isEventStream (contentType: string): boolean {
+  const semicolon = contentType.indexOf(';')
+  const essence = semicolon === -1 ? contentType : contentType.slice(0, semicolon)
+  return essence.trim().toLowerCase() === 'text/event-stream'
+}
+
+/**
+ * Header values are byte strings (each character a byte), so an id with characters past
+ * U+00FF would make `fetch` throw, and one with U+0080-U+00FF would go out as Latin-1. The
+ * spec sends the id "encoded as UTF-8": these are its bytes, one character each.
+ */
+function utf8ByteString (text: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(text)) return text
+  let bytes = ''
+  for (const byte of new TextEncoder().encode(text)) bytes += String.fromCharCode(byte)
+  return bytes
+}

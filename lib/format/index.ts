@@ -1,0 +1,3 @@
+export { formatEvent } from './format.js'
+export { SSEEvent, SSEStream } from './event.js'
+export type { SSEHeadersOptions } from './event.js'
