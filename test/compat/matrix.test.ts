@@ -376,15 +376,21 @@ function problemsSince (matrix: MatrixApp, index: number): string[] {
     })
 }
 
-async function getCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind): Promise<void> {
+/**
+ * Sends one cell's request, with what the cell checks against: its probe, and the log lines,
+ * crashes and open streams there were before it.
+ */
+async function startCell (matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind, method: Method) {
   const cell = String(++cells)
   const probe = new Probe()
   matrix.probes.set(cell, probe)
-  const logged = matrix.logs.length
-  const crashed = matrix.crashes.length
-  const open = openStreams(matrix)
-  const res = await client.request(kind.path, 'GET', { ...setup.headers, ...kind.headers?.(matrix), 'x-cell': cell })
-  const reader = new EventReader(res.body)
+  const before = { logged: matrix.logs.length, crashed: matrix.crashes.length, open: openStreams(matrix) }
+  const res = await client.request(kind.path, method, { ...setup.headers, ...kind.headers?.(matrix), 'x-cell': cell })
+  return { probe, res, reader: new EventReader(res.body), ...before }
+}
+
+async function getCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind): Promise<void> {
+  const { probe, res, reader, logged, crashed, open } = await startCell(matrix, client, setup, kind, 'GET')
   try {
     if (setup.refuses !== undefined) {
       t.equal(res.status, setup.refuses, `status ${setup.refuses}`)
@@ -432,14 +438,7 @@ async function getCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup
 }
 
 async function headCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind): Promise<void> {
-  const cell = String(++cells)
-  const probe = new Probe()
-  matrix.probes.set(cell, probe)
-  const logged = matrix.logs.length
-  const crashed = matrix.crashes.length
-  const open = openStreams(matrix)
-  const res = await client.request(kind.path, 'HEAD', { ...setup.headers, ...kind.headers?.(matrix), 'x-cell': cell })
-  const reader = new EventReader(res.body)
+  const { probe, res, reader, logged, crashed, open } = await startCell(matrix, client, setup, kind, 'HEAD')
   try {
     t.equal(res.status, setup.refuses ?? 200, `status ${setup.refuses ?? 200}`)
     if (setup.refuses === undefined) t.match(res.headers['content-type'], /^text\/event-stream/, 'content-type text/event-stream')

@@ -1,3 +1,4 @@
+import type { Test } from 'tap'
 import { createParser } from 'eventsource-parser'
 import type { EventSourceMessage } from 'eventsource-parser'
 
@@ -102,4 +103,23 @@ export function sameJson (value: unknown): (data: string) => boolean {
       return false
     }
   }
+}
+
+/**
+ * Property rounds over `seeds` seeds: `round` writes a wire of random messages and says what a
+ * client must parse out of it; the wire is parsed with eventsource-parser (in random chunks)
+ * and the first difference fails the test.
+ */
+export function checkRounds (t: Test, seeds: number, round: (next: () => number) => { wire: string, expected: Expected[] }): void {
+  for (let seed = 1; seed <= seeds; seed++) {
+    const next = random(seed)
+    const { wire, expected } = round(next)
+    const received = parseAll(Buffer.from(wire, 'utf8'), next)
+    const mismatch = firstMismatch(expected, received)
+    if (mismatch !== -1) {
+      t.fail(`seed ${seed}: first difference at event ${mismatch}`, { found: received[mismatch], wanted: expected[mismatch] })
+      return
+    }
+  }
+  t.pass(`${seeds} seeds`)
 }
