@@ -244,9 +244,7 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
 
   override _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
     // The client went away (Fastify destroys a piped body when the response closes early).
-    this.#ended = true
-    this.#batch = ''
-    this.#finish()
+    this.#abandon()
     callback(err)
   }
 
@@ -301,13 +299,9 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
 
   #responseClose (): void {
     this.#closed = true
-    if (!this.#ended) {
-      // Over before this stream ended: the client went away, or the response was never
-      // handed this body (an onSend hook or an error replaced it).
-      this.#ended = true
-      this.#batch = ''
-      this.#finish()
-    }
+    // Over before this stream ended: the client went away, or the response was never handed
+    // this body (an onSend hook or an error replaced it).
+    this.#abandon()
     this.#settings.onClose()
     this.#resolveClosed?.()
   }
@@ -357,6 +351,14 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
 
   #demand (): Promise<void> {
     return new Promise((resolve) => { this.#wake = resolve })
+  }
+
+  /** Ends the stream without writing what is batched: nobody will read it. */
+  #abandon (): void {
+    if (this.#ended) return
+    this.#ended = true
+    this.#batch = ''
+    this.#finish()
   }
 
   #finish (): void {
