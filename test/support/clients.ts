@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
+import { within } from './wait.js'
 
 export type Protocol = 'http1' | 'http2'
 export type Method = 'GET' | 'HEAD'
@@ -99,4 +100,18 @@ export function rawGet (port: number, path: string, headers: Record<string, stri
   const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')
   socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${lines}\r\n`)
   return socket
+}
+
+/**
+ * Closes `app` as a server shuts down under a client that is done with it: the client lets its
+ * connections go and app.close() is given `ms`; then, whatever happened, the client drops every
+ * connection (so the process can exit) and close() is given `ms` more. Says whether close()
+ * resolved in each of the two.
+ */
+export async function closeApp (app: FastifyInstance, client: Client, ms: number): Promise<{ inTime: boolean, afterDrop: boolean }> {
+  client.end()
+  const closing = app.close()
+  const inTime = await within(closing, ms)
+  client.destroy()
+  return { inTime, afterDrop: await within(closing, ms) }
 }
