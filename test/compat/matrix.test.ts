@@ -17,7 +17,7 @@ import type { Test } from 'tap'
 import fastifyConduit from '../../lib/index.js'
 import type { Channel, SSEMessage, SSESource } from '../../lib/index.js'
 import { closeApp, connectClient, deferred, eventually, EventReader, LogCapture } from '../support/index.js'
-import type { Client, Headers, Method, Protocol, ReceivedEvent } from '../support/index.js'
+import type { Client, Headers, Method, Protocol, ReceivedEvent, Response } from '../support/index.js'
 
 // Bounds on waits that take about a millisecond when things work: they only turn a hang into
 // a failed assertion, so they are generous.
@@ -376,17 +376,27 @@ function problemsSince (matrix: MatrixApp, index: number): string[] {
     })
 }
 
+/** One cell's response, with what it checks against: its probe, and the log lines and open streams there were before it. */
+interface Cell { probe: Probe, res: Response, reader: EventReader, logged: number, open: number }
+
 /**
- * Sends one cell's request, with what the cell checks against: its probe, and the log lines,
- * crashes and open streams there were before it.
+ * Sends one cell's request and runs `check` on what came back; whatever it found, the source
+ * and the response are let go after it, and the cell must have caused no uncaught error.
  */
-async function startCell (matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind, method: Method) {
+async function runCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind, method: Method, check: (cell: Cell) => Promise<void>): Promise<void> {
   const cell = String(++cells)
   const probe = new Probe()
   matrix.probes.set(cell, probe)
-  const before = { logged: matrix.logs.length, crashed: matrix.crashes.length, open: openStreams(matrix) }
+  const crashed = matrix.crashes.length
+  const before = { logged: matrix.logs.length, open: openStreams(matrix) }
   const res = await client.request(kind.path, method, { ...setup.headers, ...kind.headers?.(matrix), 'x-cell': cell })
-  return { probe, res, reader: new EventReader(res.body), ...before }
+  try {
+    await check({ probe, res, reader: new EventReader(res.body), ...before })
+  } finally {
+    probe.release()
+    res.close()
+    t.same(matrix.crashes.slice(crashed).map(String), [], 'no uncaught error')
+  }
 }
 
 /**
@@ -402,8 +412,7 @@ async function checkReleased (t: Test, matrix: MatrixApp, probe: Probe, open: nu
 }
 
 async function getCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind): Promise<void> {
-  const { probe, res, reader, logged, crashed, open } = await startCell(matrix, client, setup, kind, 'GET')
-  try {
+  return runCell(t, matrix, client, setup, kind, 'GET', async ({ probe, res, reader, logged, open }) => {
     if (setup.refuses !== undefined) {
       t.equal(res.status, setup.refuses, `status ${setup.refuses}`)
       t.ok(await reader.end(PROMPT), 'the answer ends')
@@ -438,16 +447,11 @@ async function getCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup
     t.equal(reader.error?.message, undefined, 'the body does not fail')
     await checkReleased(t, matrix, probe, open, { served: true, openMessage: 'the stream is no longer counted open' })
     t.same(problemsSince(matrix, logged), [], 'no error logged, no write after end')
-  } finally {
-    probe.release()
-    res.close()
-    t.same(matrix.crashes.slice(crashed).map(String), [], 'no uncaught error')
-  }
+  })
 }
 
 async function headCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind): Promise<void> {
-  const { probe, res, reader, logged, crashed, open } = await startCell(matrix, client, setup, kind, 'HEAD')
-  try {
+  return runCell(t, matrix, client, setup, kind, 'HEAD', async ({ probe, res, reader, logged, open }) => {
     t.equal(res.status, setup.refuses ?? 200, `status ${setup.refuses ?? 200}`)
     if (setup.refuses === undefined) t.match(res.headers['content-type'], /^text\/event-stream/, 'content-type text/event-stream')
     t.ok(await reader.end(PROMPT), 'the response ends')
@@ -455,11 +459,7 @@ async function headCell (t: Test, matrix: MatrixApp, client: Client, setup: Setu
     t.equal(reader.bytes, 0, 'no body')
     await checkReleased(t, matrix, probe, open, { served: false, openMessage: 'a HEAD holds no stream' })
     t.same(problemsSince(matrix, logged), [], 'no error logged, no write after end')
-  } finally {
-    probe.release()
-    res.close()
-    t.same(matrix.crashes.slice(crashed).map(String), [], 'no uncaught error')
-  }
+  })
 }
 
 const methods: Array<[Method, typeof getCell]> = [['GET', getCell], ['HEAD', headCell]]
