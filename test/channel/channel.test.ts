@@ -1,21 +1,16 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit, { memoryBus } from '../../lib/index.js'
-import type { Channel } from '../../lib/index.js'
 import { BusError } from '../../lib/errors.js'
 import { kAttach } from '../../lib/stream/sink.js'
 import type { StreamSink } from '../../lib/stream/sink.js'
-import { FrameReader, LogCapture, startApp, take } from '../support/index.js'
+import { FrameReader, LogCapture, startApp, startChannelApp, take } from '../support/index.js'
 import type { Test } from './suite.js'
 import { ManualBus, nextTurn } from './manual-bus.js'
 
-async function appWith (t: Test, bus: ManualBus, logs?: LogCapture): Promise<{ channel: Channel, url: string, app: Awaited<ReturnType<typeof startApp>>['app'] }> {
-  let channel!: Channel
-  const { app, url } = await startApp(t, { bus }, (app) => {
-    channel = app.sse.channel('room')
-    app.get('/room', (request, reply) => reply.sse(channel))
-  }, logs === undefined ? {} : { logger: logs.logger })
-  return { channel, url, app }
+/** An app on `bus` with the channel 'room', streamed by GET /room. */
+function appWith (t: Test, bus: ManualBus, logs?: LogCapture): ReturnType<typeof startChannelApp> {
+  return startChannelApp(t, { bus }, '/room', 'room', logs === undefined ? {} : { fastify: { logger: logs.logger } })
 }
 
 t.test('a replay that ran ahead of live delivery: the overlap is skipped, nothing is lost', async (t) => {
@@ -97,11 +92,7 @@ t.test('a subscriber without Last-Event-ID gets the entries that arrived while i
 
 t.test('joining subscribers that hold more than maxBufferedBytes are dropped', async (t) => {
   const bus = new ManualBus()
-  let channel!: Channel
-  const { app, url } = await startApp(t, { bus, maxBufferedBytes: 1000 }, (app) => {
-    channel = app.sse.channel('room')
-    app.get('/room', (request, reply) => reply.sse(channel))
-  })
+  const { channel, app, url } = await startChannelApp(t, { bus, maxBufferedBytes: 1000 }, '/room', 'room')
   const first = await channel.publish({ data: 0 })
   bus.holdReplays()
   const subscription = channel.subscribe({ lastEventId: first })
@@ -214,11 +205,7 @@ t.test('a replay that fails ends the subscriber the same way', async (t) => {
 t.test('bus entries that are not channel frames are neither streamed nor iterated, and are logged', async (t) => {
   const bus = memoryBus()
   const logs = new LogCapture()
-  let channel!: Channel
-  const { url } = await startApp(t, { bus }, (app) => {
-    channel = app.sse.channel('mixed')
-    app.get('/mixed', (request, reply) => reply.sse(channel))
-  }, { logger: logs.logger })
+  const { channel, url } = await startChannelApp(t, { bus }, '/mixed', 'mixed', { fastify: { logger: logs.logger } })
   const first = await channel.publish({ data: 0 })
   const subscription = channel.subscribe()
   await subscription.ready

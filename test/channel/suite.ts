@@ -7,7 +7,7 @@ import type { Bus, Channel, ChannelMessage } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { firstMismatch, jsonRoundTrip, random, randomName, randomString, randomValue, sameJson, wellFormed } from '../wire/property.js'
 import type { Expected } from '../wire/property.js'
-import { EventReader, FrameReader, RawSubscriber, startApp, take, uniqueName } from '../support/index.js'
+import { EventReader, FrameReader, RawSubscriber, startApp, startChannelApp, take, uniqueName } from '../support/index.js'
 import type { Frame } from '../support/index.js'
 
 /** How the suite gets buses: the memory bus, or Redis. */
@@ -115,11 +115,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
 
   t.test('Last-Event-ID replays what came after it, then live: no gap, no duplicate at the seam', async (t) => {
     const bus = kit.create()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus }, (app) => {
-      channel = app.sse.channel(uniqueName('seam'))
-      app.get('/seam', (request, reply) => reply.sse(channel))
-    })
+    const { channel, url } = await startChannelApp(t, { bus }, '/seam', uniqueName('seam'))
     const ids: string[] = []
     for (let n = 1; n <= 5; n++) ids.push(await channel.publish({ event: 'n', data: n }))
 
@@ -151,11 +147,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
 
   t.test('a Last-Event-ID older than the history, or unknown, replays all retained and signals the gap', async (t) => {
     const bus = kit.create()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus }, (app) => {
-      channel = app.sse.channel(uniqueName('gap'), { history: 3 })
-      app.get('/gap', (request, reply) => reply.sse(channel))
-    })
+    const { channel, url } = await startChannelApp(t, { bus }, '/gap', uniqueName('gap'), { channel: { history: 3 } })
     const ids: string[] = []
     // Redis trims approximately (by whole nodes of entries): publish well past the history.
     for (let n = 1; n <= 250; n++) ids.push(await channel.publish({ data: n }))
@@ -218,11 +210,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
 
   t.test('without a schema: a string verbatim, anything else JSON; events may have no data; names are checked', async (t) => {
     const bus = kit.create()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus }, (app) => {
-      channel = app.sse.channel(uniqueName('free'))
-      app.get('/free', (request, reply) => reply.sse(channel))
-    })
+    const { channel, url } = await startChannelApp(t, { bus }, '/free', uniqueName('free'))
     const warm = channel.subscribe()
     await warm.ready
     const stream = await FrameReader.fetch(url + '/free')
@@ -257,11 +245,8 @@ export function channelSuite (t: Test, kit: BusKit): void {
   t.test('without a schema, a channel sends a string as reply.sse does: live, replayed, resumed; subscribe() gives back each value exactly', async (t) => {
     const bus = kit.create()
     const values: unknown[] = ['hello', '{"a":1}', '42', 'true', 'null', '"quoted"', 'a\r\nb\rc\nd', '', ' lead', 'é😀\u2028', { a: 1 }, 42, null, false, ['x', 2]]
-    let channel!: Channel
-    const { url } = await startApp(t, { bus }, (app) => {
-      channel = app.sse.channel(uniqueName('plain'))
-      app.get('/channel', (request, reply) => reply.sse(channel))
-      app.get('/direct', (request, reply) => reply.sse(values.map((data) => ({ data }))))
+    const { channel, url } = await startChannelApp(t, { bus }, '/channel', uniqueName('plain'), {
+      routes: (app) => app.get('/direct', (request, reply) => reply.sse(values.map((data) => ({ data }))))
     })
     const warm = channel.subscribe()
     await warm.ready
@@ -445,11 +430,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
 
   t.test('1,000 subscribers on one channel all receive every event, in order', async (t) => {
     const bus = kit.create()
-    let channel!: Channel
-    const { app, port } = await startApp(t, { bus, maxConnections: 2000 }, (app) => {
-      channel = app.sse.channel(uniqueName('crowd'))
-      app.get('/crowd', (request, reply) => reply.sse(channel))
-    })
+    const { channel, app, port } = await startChannelApp(t, { bus, maxConnections: 2000 }, '/crowd', uniqueName('crowd'))
     const warm = channel.subscribe()
     await warm.ready
     const subscribers: RawSubscriber[] = []
@@ -476,11 +457,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
   t.test('a subscriber that stops reading is dropped past maxBufferedBytes, and counted; the others are not held back', async (t) => {
     const bus = kit.create()
     const maxBufferedBytes = 256 * 1024
-    let channel!: Channel
-    const { app, port } = await startApp(t, { bus, maxBufferedBytes }, (app) => {
-      channel = app.sse.channel(uniqueName('slow'))
-      app.get('/slow', (request, reply) => reply.sse(channel))
-    })
+    const { channel, app, port } = await startChannelApp(t, { bus, maxBufferedBytes }, '/slow', uniqueName('slow'))
     const warm = channel.subscribe()
     await warm.ready
     const slow = new RawSubscriber(port, '/slow')

@@ -1,10 +1,9 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import type { Channel } from '../../lib/index.js'
 import { redisBus } from '../../lib/redis/index.js'
 import { loadIoredis } from '../../lib/redis/client.js'
-import { FrameReader, freePort, LogCapture, startApp, take, uniqueName } from '../support/index.js'
+import { FrameReader, freePort, LogCapture, startApp, startChannelApp, take, uniqueName } from '../support/index.js'
 import { deleteKeys, needRedis, REDIS_URL, testClient, testPrefix } from './helpers.js'
 
 t.test('options are checked when the bus is made', async (t) => {
@@ -95,11 +94,7 @@ if (await needRedis(t)) {
     const name = uniqueName('string')
     await client.set(prefix + name, 'not a stream')
     const logs = new LogCapture()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus: bus() }, (app) => {
-      channel = app.sse.channel(name)
-      app.get('/s', (request, reply) => reply.sse(channel))
-    }, { logger: logs.logger })
+    const { channel, url } = await startChannelApp(t, { bus: bus() }, '/s', name, { fastify: { logger: logs.logger } })
     await t.rejects(channel.publish({ data: 1 }), { code: 'FST_ERR_CONDUIT_BUS' })
     await t.rejects(channel.subscribe().ready, { code: 'FST_ERR_CONDUIT_BUS' })
     await t.rejects(channel.subscribe({ lastEventId: '1-1' }).ready, { code: 'FST_ERR_CONDUIT_BUS' })
@@ -228,11 +223,7 @@ if (await needRedis(t)) {
     await client.connect()
     t.teardown(() => client.quit())
     const logs = new LogCapture()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus: bus() }, (app) => {
-      channel = app.sse.channel(uniqueName('format'))
-      app.get('/c', (request, reply) => reply.sse(channel))
-    }, { logger: logs.logger })
+    const { channel, url } = await startChannelApp(t, { bus: bus() }, '/c', uniqueName('format'), { fastify: { logger: logs.logger } })
     const key = prefix + channel.name
     const text = await channel.publish({ event: 'e', data: '42' })
     const object = await channel.publish({ data: { a: 1 } })

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import fastifyConduit from '../../lib/index.js'
-import type { FastifyConduitOptions } from '../../lib/index.js'
+import type { Channel, ChannelOptions, FastifyConduitOptions } from '../../lib/index.js'
 
 /** The tap test object, as far as these helpers need it. */
 export interface Teardown {
@@ -43,6 +43,27 @@ export const fastifyDefaultClose: AppOptions = { forceCloseConnections: undefine
  */
 export function startApp (t: Teardown, options: FastifyConduitOptions = {}, routes: Routes = () => {}, fastifyOptions: AppOptions = {}): Started {
   return start(fastifyConduit, t, options, routes, fastifyOptions)
+}
+
+/** What startChannelApp takes besides its channel: the channel's options, other routes, Fastify's options. */
+export interface ChannelAppOptions {
+  channel?: ChannelOptions<undefined>
+  routes?: Routes
+  fastify?: AppOptions
+}
+
+/**
+ * startApp with one channel, `name`, streamed by `GET path` (`reply.sse(channel)`), and what
+ * `more.routes` adds; returns the channel with the app.
+ */
+export async function startChannelApp (t: Teardown, options: FastifyConduitOptions, path: string, name: string, more: ChannelAppOptions = {}): Promise<Awaited<Started> & { channel: Channel }> {
+  let channel!: Channel
+  const started = await startApp(t, options, (app) => {
+    channel = app.sse.channel(name, more.channel)
+    app.get(path, (request, reply) => reply.sse(channel))
+    more.routes?.(app)
+  }, more.fastify)
+  return { ...started, channel }
 }
 
 /**
