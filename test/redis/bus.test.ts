@@ -4,7 +4,7 @@ import fastifyConduit from '../../lib/index.js'
 import { redisBus } from '../../lib/redis/index.js'
 import { loadIoredis } from '../../lib/redis/client.js'
 import { FrameReader, freePort, LogCapture, startApp, startChannelApp, take, uniqueName } from '../support/index.js'
-import { deleteKeys, needRedis, REDIS_URL, testClient, testPrefix } from './helpers.js'
+import { connectedClient, deleteKeys, needRedis, REDIS_URL, testClient, testPrefix } from './helpers.js'
 
 t.test('options are checked when the bus is made', async (t) => {
   t.throws(() => redisBus(null as never), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
@@ -88,9 +88,7 @@ if (await needRedis(t)) {
   })
 
   t.test('a key that is not a stream: publish, listen and replay fail with FST_ERR_CONDUIT_BUS', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const name = uniqueName('string')
     await client.set(prefix + name, 'not a stream')
     const logs = new LogCapture()
@@ -112,9 +110,7 @@ if (await needRedis(t)) {
   })
 
   t.test('a channel subscribed while the reader is blocked on others joins at once (CLIENT UNBLOCK)', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const unblocks = async (): Promise<number> => {
       const stats = await client.info('commandstats')
       return Number(/cmdstat_client\|unblock:calls=(\d+)/.exec(stats)?.[1] ?? 0)
@@ -158,9 +154,7 @@ if (await needRedis(t)) {
   })
 
   t.test('a reply for a channel dropped while its read was in flight is ignored', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const direct = bus()
     await direct.ready()
     t.teardown(() => direct.close())
@@ -201,9 +195,7 @@ if (await needRedis(t)) {
   })
 
   t.test('stream entries written by something else are skipped, live and in replays', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const { app } = await startApp(t, { bus: bus() })
     const channel = app.sse.channel(uniqueName('foreign'))
     const first = await channel.publish({ data: 0 })
@@ -219,9 +211,7 @@ if (await needRedis(t)) {
   })
 
   t.test('entry format: frame, plus json for string data; entries of the older format (frame alone) read as before', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const logs = new LogCapture()
     const { channel, url } = await startChannelApp(t, { bus: bus() }, '/c', uniqueName('format'), { fastify: { logger: logs.logger } })
     const key = prefix + channel.name
@@ -251,9 +241,7 @@ if (await needRedis(t)) {
   })
 
   t.test('a read that fails (a key changed type under the reader) is logged and retried', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const logs = new LogCapture()
     const { app } = await startApp(t, { bus: bus() }, () => {}, { logger: logs.logger })
     const channel = app.sse.channel(uniqueName('retype'))
