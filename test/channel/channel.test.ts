@@ -8,14 +8,14 @@ import { FrameReader, LogCapture, startApp, startChannelApp, take } from '../sup
 import type { Test } from './suite.js'
 import { ManualBus, nextTurn } from './manual-bus.js'
 
-/** An app on `bus` with the channel 'room', streamed by GET /room. */
-function appWith (t: Test, bus: ManualBus, logs?: LogCapture): ReturnType<typeof startChannelApp> {
-  return startChannelApp(t, { bus }, '/room', 'room', logs === undefined ? {} : { fastify: { logger: logs.logger } })
+/** An app on a new ManualBus with the channel 'room', streamed by GET /room; returns the bus too. */
+async function appWith (t: Test, logs?: LogCapture): Promise<Awaited<ReturnType<typeof startChannelApp>> & { bus: ManualBus }> {
+  const bus = new ManualBus()
+  return { bus, ...await startChannelApp(t, { bus }, '/room', 'room', logs === undefined ? {} : { fastify: { logger: logs.logger } }) }
 }
 
 t.test('a replay that ran ahead of live delivery: the overlap is skipped, nothing is lost', async (t) => {
-  const bus = new ManualBus()
-  const { channel, url } = await appWith(t, bus)
+  const { bus, channel, url } = await appWith(t)
   const ids = [await channel.publish({ data: 1 }), await channel.publish({ data: 2 }), await channel.publish({ data: 3 })]
 
   // The replay holds 2 and 3 although live delivery has not reached them yet.
@@ -40,8 +40,7 @@ t.test('a replay that ran ahead of live delivery: the overlap is skipped, nothin
 })
 
 t.test('a batch that holds both replayed and new entries: only the new ones are written', async (t) => {
-  const bus = new ManualBus()
-  const { channel, url } = await appWith(t, bus)
+  const { bus, channel, url } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   await channel.publish({ data: 2 })
   const subscription = channel.subscribe({ lastEventId: first })
@@ -57,8 +56,7 @@ t.test('a batch that holds both replayed and new entries: only the new ones are 
 })
 
 t.test('live entries that arrive during the replay are held, then deduplicated against it', async (t) => {
-  const bus = new ManualBus()
-  const { channel, url } = await appWith(t, bus)
+  const { bus, channel, url } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   bus.deliver('room')
   bus.holdReplays()
@@ -80,8 +78,7 @@ t.test('live entries that arrive during the replay are held, then deduplicated a
 })
 
 t.test('a subscriber without Last-Event-ID gets the entries that arrived while it joined', async (t) => {
-  const bus = new ManualBus()
-  const { channel } = await appWith(t, bus)
+  const { bus, channel } = await appWith(t)
   const early = channel.subscribe()
   const published = channel.publish({ data: 1 })
   bus.deliver('room') // before `early` has finished joining: it holds 1
@@ -111,8 +108,7 @@ t.test('joining subscribers that hold more than maxBufferedBytes are dropped', a
 })
 
 t.test('a subscriber that leaves while it joins: nothing is written, the channel stops listening', async (t) => {
-  const bus = new ManualBus()
-  const { app, channel, url } = await appWith(t, bus)
+  const { bus, app, channel, url } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   bus.holdReplays()
   const subscription = channel.subscribe({ lastEventId: first })
@@ -140,9 +136,8 @@ t.test('a replay bigger than maxBufferedBytes fails an iterator at once', async 
 })
 
 t.test('a stream that left while its replay was failing ends quietly', async (t) => {
-  const bus = new ManualBus()
   const logs = new LogCapture()
-  const { app, channel, url } = await appWith(t, bus, logs)
+  const { bus, app, channel, url } = await appWith(t, logs)
   const first = await channel.publish({ data: 1 })
   bus.holdReplays()
   const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
@@ -156,8 +151,7 @@ t.test('a stream that left while its replay was failing ends quietly', async (t)
 })
 
 t.test('an iterator drains a long queue in order (the consumed part is compacted away)', async (t) => {
-  const bus = new ManualBus()
-  const { channel } = await appWith(t, bus)
+  const { bus, channel } = await appWith(t)
   const subscription = channel.subscribe()
   await subscription.ready
   for (let n = 0; n < 3000; n++) await channel.publish({ data: n })
@@ -168,9 +162,8 @@ t.test('an iterator drains a long queue in order (the consumed part is compacted
 })
 
 t.test('a bus that cannot listen: iterators reject, streams end with a log line, the next subscriber retries', async (t) => {
-  const bus = new ManualBus()
   const logs = new LogCapture()
-  const { channel, url } = await appWith(t, bus, logs)
+  const { bus, channel, url } = await appWith(t, logs)
   bus.failListen = new BusError('redis is down')
   const subscription = channel.subscribe()
   await t.rejects(subscription.ready, { code: 'FST_ERR_CONDUIT_BUS' })
@@ -195,8 +188,7 @@ t.test('a bus that cannot listen: iterators reject, streams end with a log line,
 })
 
 t.test('a replay that fails ends the subscriber the same way', async (t) => {
-  const bus = new ManualBus()
-  const { channel } = await appWith(t, bus)
+  const { bus, channel } = await appWith(t)
   bus.failReplay = new BusError('replay failed')
   const subscription = channel.subscribe({ lastEventId: '1-1' })
   await t.rejects(subscription.ready, { code: 'FST_ERR_CONDUIT_BUS' })
@@ -248,8 +240,7 @@ t.test('bus entries that are not channel frames are neither streamed nor iterate
 })
 
 t.test('closing: joining and settling subscribers end too; a closed channel ends new streams at once', async (t) => {
-  const bus = new ManualBus()
-  const { channel, url } = await appWith(t, bus)
+  const { bus, channel, url } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   await channel.publish({ data: 2 })
   const settling = channel.subscribe({ lastEventId: first })
@@ -273,8 +264,7 @@ t.test('closing: joining and settling subscribers end too; a closed channel ends
 })
 
 t.test('a stream that ended before the channel attached is stopped and not registered', async (t) => {
-  const bus = new ManualBus()
-  const { channel } = await appWith(t, bus)
+  const { bus, channel } = await appWith(t)
   let stopped = 0
   const sink = { ended: true, context: { signal: new AbortController().signal }, stop: () => { stopped++ } } as unknown as StreamSink
   await channel[kAttach](sink)
@@ -283,8 +273,7 @@ t.test('a stream that ended before the channel attached is stopped and not regis
 })
 
 t.test('the server closing while a replay is pending ends the subscriber', async (t) => {
-  const bus = new ManualBus()
-  const { app, channel } = await appWith(t, bus)
+  const { bus, app, channel } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   bus.holdReplays()
   const joining = channel.subscribe({ lastEventId: first })
