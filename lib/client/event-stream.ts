@@ -146,11 +146,9 @@ export class ReconnectingEventStream<Event> implements ClientEventStream<Event> 
                 gaps.length = 0
                 parser.feed(chunk.value, events)
                 if (parser.retry !== undefined) this.#retry = parser.retry
+                let gap = 0
                 for (let i = 0; i <= events.length; i++) {
-                  if (gaps.length > 0 && gaps[0] === i) {
-                    gaps.shift()
-                    config.onGap?.({ lastEventId: this.#lastEventId })
-                  }
+                  for (; gap < gaps.length && gaps[gap] === i; gap++) config.onGap?.({ lastEventId: this.#lastEventId })
                   if (i === events.length) break
                   const parsed = events[i]
                   const event = (config.decode === undefined

@@ -82,8 +82,12 @@ export class EventStreamParser {
   #frameRetry: number | undefined
   readonly #maxEventSize: number
   readonly #onComment: ((comment: string) => void) | undefined
-  /** Bytes of the current, unfinished event that arrived in earlier chunks. */
+  /** Bytes of the current, unfinished event that arrived (and were decoded) in earlier chunks. */
   #carried = 0
+  /** Bytes of a UTF-8 sequence cut by the end of the last chunk: the decoder holds them. */
+  #held = 0
+  /** The length of that sequence. */
+  #heldLength = 0
 
   /**
    * @param lastEventId - The last event ID string to start from (resuming a stream).
@@ -149,9 +153,30 @@ export class EventStreamParser {
     if (start < length) this.#line += text.slice(start)
     // What stays buffered: the unfinished event's bytes so far. Counted before it grows further,
     // so that one endless line stops at the limit instead of filling the memory.
-    this.#carried = ended ? utf8Length(text, eventStart, length) : this.#carried + chunk.byteLength
+    // Without a blank line in it, the chunk's bytes are the event's, except those the decoder
+    // holds for the next chunk (they count there, decoded): no pass over the text is needed.
+    const held = this.#held
+    this.#holdCutSequence(chunk)
+    this.#carried = ended ? utf8Length(text, eventStart, length) : this.#carried + held + chunk.byteLength - this.#held
     if (this.#carried > this.#maxEventSize) throw new ClientEventTooLargeError(this.#maxEventSize)
     return events
+  }
+
+  /** Finds the bytes of a UTF-8 sequence that `chunk` leaves unfinished (valid UTF-8 assumed). */
+  #holdCutSequence (chunk: Uint8Array): void {
+    const end = chunk.length
+    // A sequence is at most 4 bytes: its lead byte, if cut, is among the last 3.
+    for (let k = 1; k <= 3 && k <= end; k++) {
+      const byte = chunk[end - k]
+      // 10xxxxxx continues a sequence; anything else starts one (or is ASCII).
+      if ((byte & 0xC0) === 0x80) continue
+      const length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
+      this.#held = k < length ? k : 0
+      this.#heldLength = length
+      return
+    }
+    // Continuation bytes only: they extend the sequence cut before, until it is whole.
+    this.#held = this.#held > 0 && this.#held + end < this.#heldLength ? this.#held + end : 0
   }
 
   /** Throws if the event from `from` to `to` in `text`, plus `carried` earlier bytes, is too large. */
