@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { Static } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import { Errors } from '@sinclair/typebox/errors'
 import { assertId } from '../wire/guards.js'
 import { compileCheck } from './check.js'
 import type { Check } from './check.js'
@@ -285,7 +285,7 @@ function optionError (options: unknown, check: Check): ClientOptionError {
   const reconnect = path === '/reconnect' ? (options as { reconnect: unknown }).reconnect : undefined
   if (typeof reconnect === 'object' && reconnect !== null) {
     /* c8 ignore next -- an object that fails the union fails the object's schema */
-    path += Value.Errors(ReconnectOptionsSchema, reconnect).First()?.path ?? ''
+    path += Errors(ReconnectOptionsSchema, reconnect).First()?.path ?? ''
   }
   const segments = path.split('/').slice(1)
   for (let n = segments.length; n > 0; n--) {

@@ -349,7 +349,7 @@ test('maxEventSize: an endless line is refused as soon as it passes the limit, i
   const byDefault = new EventStreamParser()
   const mib = bytes('y'.repeat(1024 * 1024))
   for (let i = 0; i < 4; i++) byDefault.feed(mib)
-  t.throws(() => byDefault.feed(bytes('y')), { maxEventSize: 4 * 1024 * 1024 })
+  t.throws(() => byDefault.feed(bytes('y')), { code: 'FST_ERR_CONDUIT_CLIENT_EVENT_TOO_LARGE', maxEventSize: 4 * 1024 * 1024 })
 })
 
 test('maxEventSize: a multibyte character cut by chunks, even byte by byte, is counted once', async (t) => {
