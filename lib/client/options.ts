@@ -1,4 +1,7 @@
-import { Type } from '@sinclair/typebox'
+// The builders by name (the module's own exports, read as `Type.Object`...), not TypeBox's `Type`
+// object: that one holds every builder, and a browser bundle would carry them all (26.5 kB
+// gzip instead of 18.3, measured with scripts/client-size.mjs).
+import * as Type from '@sinclair/typebox'
 import type { Static } from '@sinclair/typebox'
 import { Errors } from '@sinclair/typebox/errors'
 import { assertId } from '../wire/guards.js'
