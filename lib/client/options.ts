@@ -50,7 +50,7 @@ export const ReconnectOptionsSchema = Type.Object({
   minDelay: Type.Optional(Milliseconds),
   /**
    * The longest wait, in milliseconds, no less than `minDelay`. A larger `retry` from the
-   * server is still honoured.
+   * server is still honoured; a larger `Retry-After` is cut to it (then jittered by up to half).
    * @default 30000
    */
   maxDelay: Type.Optional(Milliseconds)
@@ -101,9 +101,11 @@ export const ConnectDataOptionsSchema = Type.Object({
    */
   method: Type.Optional(Type.String({ minLength: 1 })),
   /**
-   * Reconnect after the connection drops or the server ends the response, as EventSource
-   * does; `false` ends the iteration instead (a failure then throws `ClientNetworkError`).
-   * The server's `retry` replaces `minDelay` once received.
+   * Reconnect after the connection drops, goes idle (`idleTimeout`) or the server ends the
+   * response, as EventSource does, and after a 503 or 429 with `Retry-After`; `false` ends the
+   * iteration instead (a failure then throws `ClientNetworkError`, a 503 `ClientStatusError`).
+   * The server's `retry` replaces `minDelay` once received; the first wait after a drop is then
+   * between half and one and a half times it, uniformly, to spread a reconnect wave.
    * @default { minDelay: 100, maxDelay: 30000 }
    */
   reconnect: Type.Optional(Type.Union([ReconnectOptionsSchema, Type.Literal(false)])),
