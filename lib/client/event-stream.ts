@@ -117,48 +117,10 @@ export class ReconnectingEventStream<Event> implements ClientEventStream<Event> 
             attempt = 0
             // A body-less 200 (a custom fetch can make one) reads as an empty stream.
             if (response.body !== null) {
-              const reader = response.body.getReader()
-              // The last event ID and the reconnection time outlive the connection; the parser's
-              // buffers do not: "If the file ends in the middle of an event [...] the incomplete
-              // event is not dispatched."
-              const events: ParsedEvent[] = []
-              // Where the server's `: gap` fell among the events of the current chunk.
-              const gaps: number[] = []
-              const parser = new EventStreamParser(this.#lastEventId, {
-                maxEventSize: config.maxEventSize,
-                onComment: config.onGap === undefined
-                  ? undefined
-                  : (comment) => { if (comment === GAP_COMMENT) gaps.push(events.length) }
-              })
-              for (;;) {
-                let chunk: ReadableStreamReadResult<Uint8Array>
-                try {
-                  idle?.waiting()
-                  chunk = await reader.read()
-                  idle?.arrived()
-                } catch (err) {
-                  failed = true
-                  failure = err
-                  break
-                }
-                if (chunk.done) break
-                events.length = 0
-                gaps.length = 0
-                parser.feed(chunk.value, events)
-                if (parser.retry !== undefined) this.#retry = parser.retry
-                let gap = 0
-                for (let i = 0; i <= events.length; i++) {
-                  for (; gap < gaps.length && gaps[gap] === i; gap++) config.onGap?.({ lastEventId: this.#lastEventId })
-                  if (i === events.length) break
-                  const parsed = events[i]
-                  const event = (config.decode === undefined
-                    ? parsed
-                    : { ...parsed, data: config.decode(parsed.event, parsed.data) }) as Event
-                  // Before the yield: a consumer that stops here resumes after this very event.
-                  this.#lastEventId = parsed.id
-                  yield event
-                }
-                this.#lastEventId = parser.lastEventId
+              const dropped = yield * this.#readBody(response.body, idle)
+              if (dropped !== undefined) {
+                failed = true
+                failure = dropped.error
               }
             }
           }
@@ -181,6 +143,56 @@ export class ReconnectingEventStream<Event> implements ClientEventStream<Event> 
       if (failed) info.error = failure
       config.onReconnect?.(info)
       await wait(delay, signal)
+    }
+  }
+
+  /**
+   * Yields the events of one response body, until it ends (`undefined`) or its read fails
+   * (`{ error }`: the connection dropped, or the idle timer aborted it).
+   */
+  async * #readBody (body: ReadableStream<Uint8Array>, idle: IdleTimer | undefined): AsyncGenerator<Event, { error: unknown } | undefined, undefined> {
+    const config = this.#config
+    const reader = body.getReader()
+    // The last event ID and the reconnection time outlive the connection; the parser's buffers
+    // do not: "If the file ends in the middle of an event [...] the incomplete event is not
+    // dispatched."
+    const events: ParsedEvent[] = []
+    // Where the server's `: gap` fell among the events of the current chunk.
+    const gaps: number[] = []
+    const parser = new EventStreamParser(this.#lastEventId, {
+      maxEventSize: config.maxEventSize,
+      onComment: config.onGap === undefined
+        ? undefined
+        : (comment) => { if (comment === GAP_COMMENT) gaps.push(events.length) }
+    })
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>
+      try {
+        idle?.waiting()
+        chunk = await reader.read()
+        idle?.arrived()
+      } catch (error) {
+        return { error }
+      }
+      if (chunk.done) return undefined
+      events.length = 0
+      gaps.length = 0
+      parser.feed(chunk.value, events)
+      if (parser.retry !== undefined) this.#retry = parser.retry
+      let gap = 0
+      for (let i = 0; i <= events.length; i++) {
+        // onGap runs where the comment was: after the events before it, before those after it.
+        for (; gap < gaps.length && gaps[gap] === i; gap++) config.onGap?.({ lastEventId: this.#lastEventId })
+        if (i === events.length) break
+        const parsed = events[i]
+        const event = (config.decode === undefined
+          ? parsed
+          : { ...parsed, data: config.decode(parsed.event, parsed.data) }) as Event
+        // Before the yield: a consumer that stops here resumes after this very event.
+        this.#lastEventId = parsed.id
+        yield event
+      }
+      this.#lastEventId = parser.lastEventId
     }
   }
 
