@@ -7,6 +7,7 @@ import { ChannelRegistry } from './channel/registry.js'
 import type { ChannelOptions } from './channel/types.js'
 import { ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
 import { compileOptions } from './options.js'
+import { documentEventStream } from './openapi.js'
 import { compileRouteEvents } from './schema/compile.js'
 import type { EventFormatter, EventSchemas } from './schema/compile.js'
 import { sharedReferences } from './schema/shared.js'
@@ -61,7 +62,11 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   // `this` is the instance the route is registered on: its shared schemas are the route's.
   app.addHook('onRoute', function (this: FastifyInstance, route) {
     const schemas = (route.schema as FastifySchema | undefined)?.sse
-    if (schemas !== undefined) formatterOf(schemas, this)
+    if (schemas === undefined) return
+    formatterOf(schemas, this)
+    // A 200 text/event-stream response describing the events, for @fastify/swagger (and any
+    // tool that reads route schemas) to document; never used on the wire.
+    route.schema = documentEventStream(route.schema as Parameters<typeof documentEventStream>[0])
   })
 
   // Shared schemas belong to an encapsulation context: event schemas that $ref them are
