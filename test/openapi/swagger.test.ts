@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import { Type } from '@sinclair/typebox'
 import type { TSchema } from '@sinclair/typebox'
-import Ajv2020 from 'ajv/dist/2020.js'
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import fastifySwagger from '@fastify/swagger'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
@@ -42,7 +42,7 @@ async function build (t: Test, openapi: Record<string, unknown>, convertConstToE
   app.get('/chat', { schema: { sse: { token: Token, done: Done } } }, (request, reply) =>
     reply.sse([{ event: 'token', id: '1', data: { text: 'Hello' } }, { event: 'done', data: { reason: 'stop' } }]))
   app.post('/complete', { schema: { body: Prompt, sse: { token: Token, done: Done } } }, (request, reply) =>
-    reply.sse([{ event: 'token', data: { text: request.body.prompt } }, { event: 'done', data: { reason: 'length' } }]))
+    reply.sse([{ event: 'token', data: { text: (request.body as { prompt: string }).prompt } }, { event: 'done', data: { reason: 'length' } }]))
   app.get('/ticks', { schema: { sse: { tick: Type.Ref('Tick') } } }, (request, reply) => reply.sse([{ event: 'tick', data: { n: 1 } }]))
   app.get('/plain', { schema: { sse: { message: Type.Object({ n: Type.Number() }) } } }, (request, reply) => reply.sse([{ data: { n: 2 } }]))
   // A route streaming a channel declares the channel's events as its schema.sse.
