@@ -6,7 +6,7 @@ export const EVENT_STREAM = 'text/event-stream'
 
 /** The part of a route's `schema` read and written here. */
 interface RouteSchema {
-  sse?: EventSchemas
+  sse: EventSchemas
   response?: Record<string, unknown>
   [key: string]: unknown
 }
@@ -67,7 +67,6 @@ function eventItem (name: string, schema: TSchema): Record<string, unknown> {
  */
 export function documentEventStream (schema: RouteSchema): RouteSchema {
   const events = schema.sse
-  if (events === undefined) return schema
   const responses = schema.response ?? {}
   const declared = responses['200'] as { content?: Record<string, unknown> } | undefined
   if (declared !== undefined && (declared.content === undefined || EVENT_STREAM in declared.content)) return schema

@@ -34,8 +34,7 @@ export interface OpenedResponse {
 
 /** True when `app` listens on a plain HTTP/1.1 server that `node:http` can reach. */
 export function canUseHttp (app: TestableApp): boolean {
-  return app.server.listening && app.initialConfig.http2 !== true && (app.initialConfig.https === undefined || app.initialConfig.https === false) &&
-    typeof app.server.address() === 'object'
+  return app.server.listening && app.initialConfig.http2 !== true && !app.initialConfig.https && typeof app.server.address() === 'object'
 }
 
 /**

@@ -73,6 +73,7 @@ for (const listening of [true, false]) {
     const stream = await streamEvents(await app(t, listening), '/chat')
     const [first] = await stream.take(1)
     t.same(first, { event: 'token', data: '{"text":"Hello"}', id: '1' })
+    t.equal(stream.ended, undefined, 'not ended while events remain')
     await stream.close()
     t.equal(stream.ended, 'closed')
     t.same(await stream.collect(), [], 'nothing after close')
