@@ -34,3 +34,14 @@ export type {
   SubscribeOptions
 } from './channel/index.js'
 export * as errors from './errors.js'
+export { diagnosticsChannels } from './diagnostics.js'
+export type {
+  BusErrorMessage,
+  InvalidEventMessage,
+  ReplayGapMessage,
+  SlowSubscriberMessage,
+  StreamCloseMessage,
+  StreamEndReason,
+  StreamInfo,
+  StreamOpenMessage
+} from './diagnostics.js'
