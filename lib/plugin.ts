@@ -161,6 +161,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     }, raw)
     let running: Promise<void>
     if (isAttachable(source)) {
+      observer?.opened()
       running = source[kAttach](stream).finally(() => stream.stop())
     } else {
       let opened: OpenSource<unknown>
@@ -170,11 +171,12 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
         stream.destroy()
         throw err
       }
+      // Announced before it runs: a sync source may write (or fail) events at once.
+      observer?.opened()
       running = stream.run(opened)
     }
     open.set(stream, (request.raw as unknown as Partial<Http2ServerRequest>).stream?.session)
     stats.totalStreams++
-    observer?.opened()
     setStreamHeaders(reply)
     reply.send(stream)
     // Settles once the source was closed and the response is over: before that Fastify still
