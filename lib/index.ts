@@ -34,6 +34,8 @@ export type {
   SubscribeOptions
 } from './channel/index.js'
 export * as errors from './errors.js'
+export { openapiEventStreamFallback } from './openapi.js'
+export type { OpenAPIDocument } from './openapi.js'
 export { diagnosticsChannels } from './diagnostics.js'
 export type {
   BusErrorMessage,

@@ -77,3 +77,55 @@ export function documentEventStream (schema: RouteSchema): RouteSchema {
   }
   return { ...schema, response: { ...responses, 200: response } }
 }
+
+/** An OpenAPI document, as far as {@link openapiEventStreamFallback} reads it. */
+export interface OpenAPIDocument {
+  openapi?: string
+  paths?: Record<string, Record<string, unknown> | undefined>
+  [key: string]: unknown
+}
+
+/**
+ * For OpenAPI 3.0 and 3.1 documents, which have no `itemSchema`: rewrites every
+ * `text/event-stream` response that has one so that its `schema` is the item schema (one
+ * event), the convention tools for those versions follow; in 3.0, whose Schema Object has no
+ * `const`, `contentMediaType` or `contentSchema`, those become `enum: [value]`,
+ * `x-contentMediaType` and `x-contentSchema`. A 3.2 document is returned as it is. Pass it as
+ * @fastify/swagger's `transformObject` option. It modifies the document it is given and
+ * returns it.
+ *
+ * @example
+ * await app.register(fastifySwagger, { openapi: { info }, transformObject: openapiEventStreamFallback })
+ */
+export function openapiEventStreamFallback<OpenAPI extends object, Swagger extends object> (document: { openapiObject: OpenAPI } | { swaggerObject: Swagger }): OpenAPI | Swagger {
+  // A Swagger 2.0 document (@fastify/swagger's `swagger` mode) has no content types to rewrite.
+  if (!('openapiObject' in document)) return document.swaggerObject
+  const openapiObject = document.openapiObject as OpenAPIDocument
+  const version = openapiObject.openapi ?? '3.0.3'
+  if (!version.startsWith('3.0') && !version.startsWith('3.1')) return document.openapiObject
+  const v30 = version.startsWith('3.0')
+  for (const item of Object.values(openapiObject.paths ?? {})) {
+    for (const operation of Object.values(item ?? {})) {
+      const responses = (operation as { responses?: Record<string, { content?: Record<string, Record<string, unknown>> }> } | undefined)?.responses
+      for (const response of Object.values(responses ?? {})) {
+        const media = response.content?.[EVENT_STREAM]
+        if (media?.itemSchema === undefined) continue
+        media.schema = v30 ? toOpenapi30(media.itemSchema) : media.itemSchema
+        delete media.itemSchema
+      }
+    }
+  }
+  return document.openapiObject
+}
+
+function toOpenapi30 (schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(toOpenapi30)
+  if (typeof schema !== 'object' || schema === null) return schema
+  const converted: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === 'const') converted.enum = [value]
+    else if (key === 'contentMediaType' || key === 'contentSchema') converted[`x-${key}`] = toOpenapi30(value)
+    else converted[key] = toOpenapi30(value)
+  }
+  return converted
+}

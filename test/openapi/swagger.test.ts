@@ -6,7 +6,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import fastifySwagger from '@fastify/swagger'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
-import fastifyConduit from '../../lib/index.js'
+import fastifyConduit, { openapiEventStreamFallback } from '../../lib/index.js'
 import { FrameReader, listen } from '../support/index.js'
 
 // The official OpenAPI 3.2 JSON Schema; see test/fixtures/openapi/README.md for its source.
@@ -15,8 +15,11 @@ import { FrameReader, listen } from '../support/index.js'
 // would report every schema's keywords as unevaluated, so the reference is made static.
 const OAS_32 = JSON.parse(readFileSync(new URL('../fixtures/openapi/oas-3.2-schema-2025-11-23.json', import.meta.url), 'utf8')
   .replaceAll('"$dynamicRef": "#meta"', '"$ref": "#/$defs/schema"'))
+const OAS_31 = JSON.parse(readFileSync(new URL('../fixtures/openapi/oas-3.1-schema-2022-10-07.json', import.meta.url), 'utf8')
+  .replaceAll('"$dynamicRef": "#meta"', '"$ref": "#/$defs/schema"'))
 const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false })
 const validateDocument = ajv.compile(OAS_32)
+const validate31 = ajv.compile(OAS_31)
 
 const Token = Type.Object({ text: Type.String() })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
@@ -32,9 +35,13 @@ const ROUTES: Record<string, { method: string, events: Record<string, TSchema | 
   '/news': { method: 'get', events: { headline: Headline } }
 }
 
-async function build (t: Test, openapi: Record<string, unknown>, convertConstToEnum = false): Promise<FastifyInstance> {
+async function build (t: Test, openapi: Record<string, unknown>, convertConstToEnum = false, fallback = false): Promise<FastifyInstance> {
   const app = Fastify({ forceCloseConnections: true })
-  await app.register(fastifySwagger, { openapi: { info: { title: 'events', version: '1.0.0' }, ...openapi }, convertConstToEnum })
+  await app.register(fastifySwagger, {
+    openapi: { info: { title: 'events', version: '1.0.0' }, ...openapi },
+    convertConstToEnum,
+    ...(fallback ? { transformObject: openapiEventStreamFallback } : {})
+  })
   await app.register(fastifyConduit, { heartbeat: false })
   app.addSchema(Type.Object({ n: Type.Number() }, { $id: 'Tick' }))
   const news = app.sse.channel('news', { schema: { headline: Headline } })
@@ -119,7 +126,7 @@ t.test('with @fastify/swagger defaults, const is written as a one-value enum', a
   t.same(token.properties.event, { enum: ['token'] })
 })
 
-t.test('an OpenAPI 3.0 or 3.1 document gets the same response', async (t) => {
+t.test('an OpenAPI 3.0 or 3.1 document gets the same response, which their schemas reject for itemSchema', async (t) => {
   for (const version of ['3.0.3', '3.1.1']) {
     const app = await build(t, { openapi: version })
     const document = plain(app.swagger()) as any
@@ -128,6 +135,36 @@ t.test('an OpenAPI 3.0 or 3.1 document gets the same response', async (t) => {
     t.equal(media.itemSchema.oneOf.length, 2, version)
     t.match(media.schema.description, /Events: token, done/, version)
   }
+  const document = plain((await build(t, { openapi: '3.1.1' })).swagger())
+  t.notOk(validate31(document))
+  t.match(validate31.errors, [{ instancePath: '/paths/~1chat/get/responses/200/content/text~1event-stream', params: { unevaluatedProperty: 'itemSchema' } }])
+})
+
+t.test('openapiEventStreamFallback: in a 3.1 document, schema is the item schema, and it validates', async (t) => {
+  const document = plain((await build(t, { openapi: '3.1.1' }, false, true)).swagger()) as any
+  t.ok(validate31(document), JSON.stringify(validate31.errors, null, 2))
+  const reference = plain((await build(t, { openapi: '3.2.0' })).swagger()) as any
+  for (const [path, { method }] of Object.entries(ROUTES)) {
+    const media = document.paths[path][method].responses['200'].content['text/event-stream']
+    t.same(media, { schema: reference.paths[path][method].responses['200'].content['text/event-stream'].itemSchema }, path)
+  }
+  t.same(document.paths['/health'], reference.paths['/health'], 'other responses untouched')
+})
+
+t.test('openapiEventStreamFallback: in a 3.0 document, const, contentMediaType and contentSchema are rewritten', async (t) => {
+  const document = plain((await build(t, { openapi: '3.0.3' }, false, true)).swagger()) as any
+  const { schema } = document.paths['/chat'].get.responses['200'].content['text/event-stream']
+  t.same(schema.oneOf[0].properties, {
+    event: { enum: ['token'] },
+    data: { type: 'string', 'x-contentMediaType': 'application/json', 'x-contentSchema': { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] } }
+  })
+  t.notMatch(JSON.stringify(document), /itemSchema|"const"|"contentMediaType"|"contentSchema"/)
+  const reference = plain((await build(t, { openapi: '3.2.0' }, false, true)).swagger()) as any
+  t.ok(reference.paths['/chat'].get.responses['200'].content['text/event-stream'].itemSchema, 'a 3.2 document is left as it is')
+  t.same(openapiEventStreamFallback({ openapiObject: { info: {} } }), { info: {} }, 'no paths, no version: nothing to do')
+  t.same(openapiEventStreamFallback({ openapiObject: { openapi: '3.0.3', paths: { '/x': { get: {} }, '/y': undefined } } }), { openapi: '3.0.3', paths: { '/x': { get: {} }, '/y': undefined } })
+  const swagger2 = { swagger: '2.0' }
+  t.equal(openapiEventStreamFallback({ swaggerObject: swagger2 }), swagger2, 'a Swagger 2.0 document is returned as it is')
 })
 
 t.test('a 200 response the route declares is kept', async (t) => {
