@@ -34,3 +34,16 @@ export type {
   SubscribeOptions
 } from './channel/index.js'
 export * as errors from './errors.js'
+export { openapiEventStreamFallback } from './openapi.js'
+export type { OpenAPIDocument } from './openapi.js'
+export { diagnosticsChannels } from './diagnostics.js'
+export type {
+  BusErrorMessage,
+  InvalidEventMessage,
+  ReplayGapMessage,
+  SlowSubscriberMessage,
+  StreamCloseMessage,
+  StreamEndReason,
+  StreamInfo,
+  StreamOpenMessage
+} from './diagnostics.js'

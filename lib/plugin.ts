@@ -2,11 +2,14 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRep
 import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
+import { Channel } from './channel/channel.js'
 import { memoryBus } from './channel/memory-bus.js'
 import { ChannelRegistry } from './channel/registry.js'
 import type { ChannelOptions } from './channel/types.js'
 import { ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
+import { observeStream } from './diagnostics.js'
 import { compileOptions } from './options.js'
+import { documentEventStream } from './openapi.js'
 import { compileRouteEvents } from './schema/compile.js'
 import type { EventFormatter, EventSchemas } from './schema/compile.js'
 import { sharedReferences } from './schema/shared.js'
@@ -18,6 +21,7 @@ import { closeIterator, iterate, openSource } from './stream/source.js'
 import type { OpenSource } from './stream/source.js'
 import { FastifyConduitOptionsSchema, SSEStreamOptionsSchema } from './types.js'
 import type { FastifyConduitOptions, InvalidEventPolicy, SSEDecorator, SSEStats, SSEStreamOptions } from './types.js'
+import type { StreamEndReason } from './diagnostics.js'
 import { formatEvent } from './format/format.js'
 import { HTTP1_HEADERS, HTTP2_HEADERS } from './wire/headers.js'
 
@@ -61,7 +65,11 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   // `this` is the instance the route is registered on: its shared schemas are the route's.
   app.addHook('onRoute', function (this: FastifyInstance, route) {
     const schemas = (route.schema as FastifySchema | undefined)?.sse
-    if (schemas !== undefined) formatterOf(schemas, this)
+    if (schemas === undefined) return
+    formatterOf(schemas, this)
+    // A 200 text/event-stream response describing the events, for @fastify/swagger (and any
+    // tool that reads route schemas) to document; never used on the wire.
+    route.schema = documentEventStream(route.schema as Parameters<typeof documentEventStream>[0])
   })
 
   // Shared schemas belong to an encapsulation context: event schemas that $ref them are
@@ -129,18 +137,31 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       return whenResponseClosed(raw)
     }
     const schemas = (reply.routeOptions.schema as FastifySchema | undefined)?.sse
-    const lastEventId = request.headers['last-event-id']
+    const lastEventIdHeader = request.headers['last-event-id']
+    const lastEventId = typeof lastEventIdHeader === 'string' && lastEventIdHeader.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventIdHeader) : undefined
+    const observer = observeStream(() => ({
+      request,
+      route: reply.routeOptions.url,
+      method: request.method,
+      lastEventId,
+      channel: source instanceof Channel ? source.name : undefined
+    }))
     const stream: ServerEventStream = new ServerEventStream({
       format: schemas === undefined ? formatEvent : formatterOf(schemas, reply.server),
       log: request.log,
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),
       retry: settings.retry,
-      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventId) : undefined,
-      onClose: () => open.delete(stream)
+      lastEventId,
+      onClose: () => {
+        open.delete(stream)
+        observer?.closed(stream.endReason as StreamEndReason)
+      },
+      observer
     }, raw)
     let running: Promise<void>
     if (isAttachable(source)) {
+      observer?.opened()
       running = source[kAttach](stream).finally(() => stream.stop())
     } else {
       let opened: OpenSource<unknown>
@@ -150,6 +171,8 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
         stream.destroy()
         throw err
       }
+      // Announced before it runs: a sync source may write (or fail) events at once.
+      observer?.opened()
       running = stream.run(opened)
     }
     open.set(stream, (request.raw as unknown as Partial<Http2ServerRequest>).stream?.session)
@@ -169,7 +192,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     const closing = [...open]
     if (closing.length === 0) return
     for (const [stream, session] of closing) {
-      stream.stop()
+      stream.stop('server')
       session?.close()
     }
     const allClosed = Promise.all(closing.map(([stream]) => stream.responseClosed()))

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { publishBusError, publishReplayGap, publishSlowSubscriber } from '../diagnostics.js'
 import { ClosedError, InvalidOptionError } from '../errors.js'
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import { kAttach } from '../stream/sink.js'
@@ -125,7 +126,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     this.#publishing = body
     const published = this.#bus.publish(this.name, body, this.#history, json)
     this.#publishing = undefined
-    const id = await published
+    const id = await published.catch((err: unknown) => {
+      publishBusError('publish', this.name, err)
+      throw err
+    })
     this.#counters.publishedEvents++
     return id
   }
@@ -154,7 +158,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       pendingBytes: 0,
       after: undefined,
       write: (entries, gap) => {
-        if (gap) subscription.markGap()
+        if (gap) {
+          subscription.markGap()
+          publishReplayGap(this.name, 'iterator', lastEventId)
+        }
         for (const entry of entries) {
           fanOut.push(subscription, decodeMessage(entry, this.name, this.#log), entry.frame.length)
         }
@@ -177,6 +184,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     }
     signal?.addEventListener('abort', onAbort, { once: true })
     subscription.ready = this.#seam.join(receiver, lastEventId).catch((err: Error) => {
+      publishBusError('subscribe', this.name, err)
       subscription.fail(err)
       throw err
     })
@@ -211,7 +219,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
         pendingBytes: 0,
         after: undefined,
         write: (entries, gap) => {
-          if (gap) sink.writeFrame(GAP_FRAME)
+          if (gap) {
+            sink.writeFrame(GAP_FRAME)
+            publishReplayGap(this.name, 'stream', lastEventId)
+          }
           for (const entry of entries) sink.writeFrame(entry.frame)
           this.#counters.sentEvents += entries.length
         },
@@ -223,6 +234,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
         drop: () => {
           detach()
           this.#counters.slowDisconnects++
+          publishSlowSubscriber(this.name, 'stream', this.#maxBufferedBytes)
           this.#log.warn({ channel: this.name, queued: sink.queued },
             'fastify-conduit: a channel subscriber fell behind maxBufferedBytes; disconnected (it can resume with Last-Event-ID)')
           sink.abort()
@@ -230,7 +242,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       }
       sink.onEnd(detach)
       this.#seam.join(receiver, lastEventId).catch((err: unknown) => {
-        if (!receiver.left) this.#log.error({ err, channel: this.name }, 'fastify-conduit: channel subscription failed; the stream ends')
+        if (!receiver.left) {
+          publishBusError('subscribe', this.name, err)
+          this.#log.error({ err, channel: this.name }, 'fastify-conduit: channel subscription failed; the stream ends')
+        }
         receiver.close()
       })
     })

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { publishSlowSubscriber } from '../diagnostics.js'
 import { SlowSubscriberError } from '../errors.js'
 import type { StreamSink } from '../stream/sink.js'
 import { decodeMessage } from './decode-entry.js'
@@ -141,6 +142,7 @@ export class FanOut<Message> {
 
   readonly #overflow = (): Error => {
     this.#counters.slowDisconnects++
+    publishSlowSubscriber(this.#channel, 'iterator', this.#maxBufferedBytes)
     return new SlowSubscriberError(this.#channel, this.#maxBufferedBytes)
   }
 }

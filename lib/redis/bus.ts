@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import { compareStreamIds, STREAM_ID } from '../channel/bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from '../channel/bus.js'
 import { noop } from '../channel/noop.js'
+import { publishBusError } from '../diagnostics.js'
 import { BusError, ClosedError } from '../errors.js'
 import { loadIoredis } from './client.js'
 import { resolveRedisBusOptions } from './options.js'
@@ -282,6 +283,7 @@ class RedisBus implements Bus {
       } catch (err) {
         this.#blocked = false
         if (this.#closed) return
+        publishBusError('read', undefined, err)
         this.#log?.error({ err, redis: this.#url }, 'fastify-conduit: reading channels from Redis failed; retrying')
         await new Promise<void>((resolve) => {
           this.#wake = resolve

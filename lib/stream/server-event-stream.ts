@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
+import { publishInvalidEvent } from '../diagnostics.js'
+import type { StreamEndReason, StreamObserver } from '../diagnostics.js'
 import { UnflushableEncodingError } from '../errors.js'
 import type { EventFormatter } from '../schema/compile.js'
 import { retryField } from '../wire/format.js'
@@ -21,6 +23,8 @@ export interface ServerEventStreamSettings {
   lastEventId: string | undefined
   /** Called once when the response is over (see {@link ServerEventStream.responseClosed}). */
   onClose: () => void
+  /** Counts bytes and events for diagnostics_channel; only while someone subscribes (see lib/diagnostics.ts). */
+  observer?: StreamObserver | undefined
 }
 
 // Frames produced while the socket is writable are joined and pushed once they reach
@@ -67,6 +71,7 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
   #blocked = false
   #wake: (() => void) | undefined
   #ended = false
+  #endReason: StreamEndReason | undefined
   #closed = false
   // The heartbeat ticker's count at the last write; see TICKS_PER_INTERVAL.
   #lastWrite = 0
@@ -77,7 +82,7 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     this.#response = response
     // Queued now, not batched with the first event: a source may take minutes to produce one,
     // and the client should learn its retry (and the heartbeats should start) at once.
-    if (settings.retry !== undefined) this.push(retryField(settings.retry) + '\n')
+    if (settings.retry !== undefined) this.#push(retryField(settings.retry) + '\n')
     if (settings.heartbeat !== undefined) {
       this.#lastWrite = settings.heartbeat.tick
       settings.heartbeat.add(this)
@@ -117,6 +122,11 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
   /** True once the stream has ended: nothing more is written. */
   get ended (): boolean {
     return this.#ended
+  }
+
+  /** Why the stream ended; undefined while it runs. */
+  get endReason (): StreamEndReason | undefined {
+    return this.#endReason
   }
 
   /**
@@ -168,7 +178,10 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
         if (sync && this.#batch === '' && !this.#ended) await yieldToEventLoop()
       }
     } catch (err) {
-      if (!this.#ended) this.#settings.log.error({ err }, 'fastify-conduit: the event source threw; the stream ends')
+      if (!this.#ended) {
+        this.#endReason = 'error'
+        this.#settings.log.error({ err }, 'fastify-conduit: the event source threw; the stream ends')
+      }
     } finally {
       this.stop()
       if (!done) await closeIterator(iterator, this.#settings.log)
@@ -195,12 +208,14 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     if (this.#ended) return false
     this.#flush()
     this.#wrote()
+    this.#settings.observer?.wrote(bytes)
     if (!this.push(bytes)) this.#blocked = true
     return !this.#blocked
   }
 
   /** Drops the connection now, without writing what is queued. */
   abort (): void {
+    if (!this.#ended) this.#endReason = 'aborted'
     this.#response.destroy()
     this.destroy()
   }
@@ -211,9 +226,10 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
   }
 
   /** Ends the stream cleanly: what is batched is written, then the response ends. */
-  stop (): void {
+  stop (reason: StreamEndReason = 'end'): void {
     if (this.#ended) return
     this.#ended = true
+    this.#endReason ??= reason
     this.#flush()
     this.push(null)
     this.#finish()
@@ -294,7 +310,7 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     response.removeHeader('content-encoding')
     response.setHeader('content-type', 'application/json; charset=utf-8')
     response.end(JSON.stringify({ statusCode, code: err.code, error: 'Internal Server Error', message: err.message }))
-    this.stop()
+    this.stop('refused')
   }
 
   #responseClose (): void {
@@ -326,7 +342,8 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
       policy === 'close'
         ? 'fastify-conduit: invalid event not sent; the stream ends (onInvalid: close)'
         : 'fastify-conduit: invalid event not sent; skipped (onInvalid: skip)')
-    if (policy === 'close') this.stop()
+    publishInvalidEvent(this.#settings.observer, err, policy)
+    if (policy === 'close') this.stop('invalid')
   }
 
   #scheduleFlush (): void {
@@ -341,7 +358,12 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     if (batch === '') return
     this.#batch = ''
     this.#wrote()
-    if (!this.push(batch)) this.#blocked = true
+    if (!this.#push(batch)) this.#blocked = true
+  }
+
+  #push (text: string): boolean {
+    this.#settings.observer?.wrote(text)
+    return this.push(text)
   }
 
   #wrote (): void {
@@ -357,6 +379,7 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
   #abandon (): void {
     if (this.#ended) return
     this.#ended = true
+    this.#endReason ??= 'client'
     this.#batch = ''
     this.#finish()
   }
