@@ -45,10 +45,12 @@ class MemoryStream {
     return id
   }
 
-  /** Retained entries with a sequence number above `after`, oldest first. */
-  since (after: number): BusEntry[] {
+  /** Retained entries with a sequence number above `after`, oldest first, at most `limit`. */
+  since (after: number, limit = Infinity): BusEntry[] {
     const entries: BusEntry[] = []
-    for (let seq = Math.max(after + 1, this.#first); seq <= this.last; seq++) {
+    const from = Math.max(after + 1, this.#first)
+    const to = Math.min(this.last, from + limit - 1)
+    for (let seq = from; seq <= to; seq++) {
       entries.push(this.#ring[seq % this.#capacity])
     }
     return entries
@@ -120,15 +122,15 @@ class MemoryBus implements Bus {
     return { ready: Promise.resolve(), stop: () => { stream.listeners.delete(listener) } }
   }
 
-  async replay (channel: string, afterId: string): Promise<BusReplay> {
+  async replay (channel: string, afterId: string, limit?: number): Promise<BusReplay> {
     const stream = this.#streams.get(channel)
     if (stream === undefined) return { entries: [], complete: false }
     const match = STREAM_ID.exec(afterId)
     const seq = match === null || match[1] !== this.#epoch ? NaN : Number(match[2])
     // Within history: nothing after afterId has been dropped (first - 1 is the newest entry
     // dropped, or 0), and afterId was issued (not beyond the last).
-    if (seq >= stream.first - 1 && seq <= stream.last) return { entries: stream.since(seq), complete: true }
-    return { entries: stream.since(0), complete: false }
+    if (seq >= stream.first - 1 && seq <= stream.last) return { entries: stream.since(seq, limit), complete: true }
+    return { entries: stream.since(0, limit), complete: false }
   }
 
   compare (a: string, b: string): number {

@@ -199,6 +199,20 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     return !this.#blocked
   }
 
+  /** False while the socket is backed up: a writer that can wait should (see {@link drained}). */
+  get writable (): boolean {
+    return !this.#blocked || this.#ended
+  }
+
+  /**
+   * Resolves once the socket takes more (or the stream ended): how a push source (a channel's
+   * replay) paces itself. One waiter at a time, as for the pull loop, which a push source
+   * does not use.
+   */
+  drained (): Promise<void> {
+    return this.writable ? Promise.resolve() : this.#demand()
+  }
+
   /** Drops the connection now, without writing what is queued. */
   abort (): void {
     this.#response.destroy()
