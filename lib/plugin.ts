@@ -88,8 +88,11 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
 
   app.decorate('sse', {
     stats: (): SSEStats => {
+      // A channel's broadcast Buffer queued in many streams is held once: counted once.
+      const shared = new Set<Uint8Array>()
       let queuedBytes = 0
-      for (const stream of open.keys()) queuedBytes += stream.queued
+      for (const stream of open.keys()) queuedBytes += stream.heldBytes(shared)
+      for (const bytes of shared) queuedBytes += bytes.length
       return { openStreams: open.size, ...stats, ...channels.counters, queuedBytes }
     },
     channel: (name: string, channelOptions?: ChannelOptions) => channels.channel(name, channelOptions)

@@ -172,6 +172,22 @@ t.test('a replay bigger than maxBufferedBytes waits for the iterator instead of 
   await subscription.return()
 })
 
+t.test('a history trimmed past a slow replay: the subscriber is dropped (it resumes, and learns of the gap, with its last id)', async (t) => {
+  const bus = new ManualBus()
+  const { app } = await startApp(t, { bus, maxBufferedBytes: 1000 })
+  const channel = app.sse.channel('trimmed')
+  const ids: string[] = []
+  for (let n = 0; n < 250; n++) ids.push(await channel.publish({ data: n }))
+  const subscription = channel.subscribe({ lastEventId: ids[0] })
+  await subscription.ready
+  t.same((await take(subscription, 1)).map((message) => message.id), [ids[1]])
+  bus.entries.get('trimmed')?.splice(0, 200) // trimmed while the first page is still being read
+  const received: unknown[] = []
+  await t.rejects((async () => { for await (const message of subscription) received.push(message.data) })(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
+  t.ok(received.length < 99, 'cut off before the next page')
+  t.equal(app.sse.stats().slowDisconnects, 1)
+})
+
 t.test('a stream that left while its replay was failing ends quietly', async (t) => {
   const bus = new ManualBus()
   const logs = new LogCapture()
