@@ -694,12 +694,12 @@ export function channelSuite (t: Test, kit: BusKit): void {
   t.test('reply.sse(channel.subscribe(options)) streams as reply.sse(channel) does, from the subscription\'s lastEventId, what it had queued first', async (t) => {
     const bus = kit.create()
     let channel!: Channel
-    let handed!: ReturnType<Channel['subscribe']>
+    const handing: { subscription?: ReturnType<Channel['subscribe']> } = {}
     const { app, url } = await startApp(t, { bus }, (app) => {
       channel = app.sse.channel(uniqueName('handed'))
       app.get<{ Querystring: { from?: string } }>('/subscribe', (request, reply) => reply.sse(channel.subscribe({ lastEventId: request.query.from })))
       app.get('/direct', (request, reply) => reply.sse(channel))
-      app.get('/handed', (request, reply) => reply.sse(handed))
+      app.get('/handed', (request, reply) => reply.sse(handing.subscription as ReturnType<Channel['subscribe']>))
     })
     const warm = channel.subscribe()
     await warm.ready
@@ -712,7 +712,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
     t.same(frames.map((frame) => frame.id), ids.slice(1))
 
     // A subscription used as an iterator first: what it queued and nobody pulled goes out first.
-    handed = channel.subscribe()
+    const handed = handing.subscription = channel.subscribe()
     await handed.ready
     ids.push(await channel.publish({ data: 4 }), await channel.publish({ data: 5 }))
     await take(warm, 5)
