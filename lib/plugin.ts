@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
@@ -44,6 +44,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   })
   const maxConnections: number = options.maxConnections ?? DEFAULTS.maxConnections.default
   const closeGracePeriod: number = options.closeGracePeriod ?? DEFAULTS.closeGracePeriod.default
+  const lastEventIdQuery = options.lastEventIdQuery
   const heartbeats = new Heartbeats()
   // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
   const open = new Map<ServerEventStream, Http2Session | undefined>()
@@ -132,14 +133,13 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       return whenResponseClosed(raw)
     }
     const schemas = (reply.routeOptions.schema as FastifySchema | undefined)?.sse
-    const lastEventId = request.headers['last-event-id']
     const stream: ServerEventStream = new ServerEventStream({
       format: schemas === undefined ? formatEvent : formatterOf(schemas, reply.server),
       log: request.log,
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),
       retry: settings.retry,
-      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventId) : undefined,
+      lastEventId: lastEventIdOf(request, lastEventIdQuery),
       onClose: () => open.delete(stream)
     }, raw)
     let running: Promise<void>
@@ -202,6 +202,21 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
 function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOptions): ResolvedOptions {
   const { heartbeat = defaults.heartbeat, retry = defaults.retry, onInvalid = defaults.onInvalid } = options
   return { heartbeat, retry, onInvalid }
+}
+
+/**
+ * The request's Last-Event-ID: its header or, when it has none and `query` names a parameter,
+ * that parameter (see the `lastEventIdQuery` option). A header that is present wins even when
+ * it is ignored (too long): the query holds an older cursor, and resuming from it would repeat
+ * events.
+ */
+function lastEventIdOf (request: FastifyRequest, query: string | undefined): string | undefined {
+  // A string: Node joins a repeated header it does not know into one value.
+  const header = request.headers['last-event-id'] as string | undefined
+  if (header !== undefined) return header.length <= MAX_LAST_EVENT_ID ? decodeHeader(header) : undefined
+  if (query === undefined) return undefined
+  const value = (request.query as Record<string, unknown> | null | undefined)?.[query]
+  return typeof value === 'string' && value.length <= MAX_LAST_EVENT_ID ? value : undefined
 }
 
 // EventSource sends Last-Event-ID as UTF-8 bytes; Node hands header values over as Latin-1.

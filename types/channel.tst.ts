@@ -17,6 +17,8 @@ test('register takes a bus and maxBufferedBytes', () => {
   expect(app.register(fastifyConduit, { bus: redisBus({ url: 'redis://127.0.0.1:6379' }) })).type.not.toRaiseError()
   expect(app.register(fastifyConduit, { bus: 'redis' })).type.toRaiseError("'string' is not assignable")
   expect(app.register(fastifyConduit, { maxBufferedBytes: '4MB' })).type.toRaiseError("'string' is not assignable")
+  expect(app.register(fastifyConduit, { lastEventIdQuery: 'lastEventId' })).type.not.toRaiseError()
+  expect(app.register(fastifyConduit, { lastEventIdQuery: true })).type.toRaiseError("'boolean' is not assignable")
   expect(memoryBus()).type.toBe<Bus>()
   expect(memoryBus({ history: 10 })).type.toBe<Bus>()
 })

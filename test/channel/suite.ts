@@ -803,4 +803,23 @@ export function channelSuite (t: Test, kit: BusKit): void {
     for (const subscriber of subscribers) subscriber.close()
     await warm.return()
   })
+
+  t.test('lastEventIdQuery: an EventSource opened with the stored cursor in the URL resumes the channel after it', async (t) => {
+    const bus = kit.create()
+    let channel!: Channel
+    const { url } = await startApp(t, { bus, lastEventIdQuery: 'lastEventId' }, (app) => {
+      channel = app.sse.channel(uniqueName('reload'))
+      app.get('/reload', (request, reply) => reply.sse(channel))
+    })
+    const ids = [await channel.publish({ data: 'one' }), await channel.publish({ data: 'two' }), await channel.publish({ data: 'three' })]
+    // After a page reload: the application stored the last id it saw, and passes it on.
+    const source = new EventSource(url + '/reload?lastEventId=' + encodeURIComponent(ids[0]))
+    t.teardown(() => source.close())
+    const received = collect(source, 3)
+    await once(source, 'open')
+    await channel.publish({ data: 'four' })
+    t.same(await received, ['two', 'three', 'four'])
+    t.equal(source.readyState, source.OPEN)
+    source.close()
+  })
 }

@@ -60,6 +60,37 @@ t.test('Last-Event-ID reaches the source; an absurdly long one is ignored', asyn
   t.same(await reader.all(), [`data: after ${id}\n\n`])
 })
 
+t.test('lastEventIdQuery: the cursor from a query parameter when the header is absent; the header wins; the same 1024-character limit', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyConduit, { heartbeat: false, lastEventIdQuery: 'lastEventId' })
+  app.get('/resume', (request, reply) => reply.sse(function * ({ lastEventId }) {
+    yield { data: lastEventId === undefined ? 'none' : `after ${lastEventId}` }
+  }))
+  t.teardown(() => app.close())
+  const url = await listen(app)
+  const all = async (path: string, headers: Record<string, string> = {}): Promise<string[]> => await (await FrameReader.open(url + path, headers)).all()
+  t.same(await all('/resume?lastEventId=41'), ['data: after 41\n\n'])
+  t.same(await all('/resume?lastEventId=' + encodeURIComponent('é 😀&=')), ['data: after é 😀&=\n\n'], 'percent-decoded')
+  t.same(await all('/resume?lastEventId=41', { 'last-event-id': '45' }), ['data: after 45\n\n'], 'the header wins')
+  t.same(await all('/resume?lastEventId=41', { 'last-event-id': 'x'.repeat(1025) }), ['data: none\n\n'], 'even ignored, the header wins over an older cursor')
+  t.same(await all('/resume?lastEventId=' + 'x'.repeat(1024)), [`data: after ${'x'.repeat(1024)}\n\n`])
+  t.same(await all('/resume?lastEventId=' + 'x'.repeat(1025)), ['data: none\n\n'], 'too long: ignored')
+  t.same(await all('/resume?lastEventId=1&lastEventId=2'), ['data: none\n\n'], 'repeated: ambiguous, ignored')
+  t.same(await all('/resume?other=41'), ['data: none\n\n'])
+  t.same(await all('/resume'), ['data: none\n\n'])
+
+  // Without the option the query is not read.
+  const plain = Fastify()
+  await plain.register(fastifyConduit, { heartbeat: false })
+  plain.get('/resume', (request, reply) => reply.sse(function * ({ lastEventId }) {
+    yield { data: lastEventId === undefined ? 'none' : `after ${lastEventId}` }
+  }))
+  t.teardown(() => plain.close())
+  const plainUrl = await listen(plain)
+  t.same(await (await FrameReader.open(plainUrl + '/resume?lastEventId=41')).all(), ['data: none\n\n'])
+  await t.rejects(async () => { await Fastify().register(fastifyConduit, { lastEventIdQuery: '' }).ready() }, { code: 'FST_ERR_CONDUIT_INVALID_OPTION', message: /"lastEventIdQuery"/ })
+})
+
 t.test('heartbeats are comment frames sent while the stream is idle', async (t) => {
   const app = Fastify()
   await app.register(fastifyConduit, { heartbeat: 20 })
