@@ -128,7 +128,6 @@ export class ReplaySeam {
         }
         continue
       }
-      if (receiver.overflowed) continue
       for (const entry of entries) receiver.pending.push(entry)
     }
   }
@@ -202,7 +201,9 @@ export class ReplaySeam {
       receiver.pendingBytes = 0
       await receiver.replay(entries, newGap)
       if (receiver.left) return
-      if (raw.length > 0) given = raw[raw.length - 1].id
+      // Read on after the last of this page (an empty one, read while the held entries
+      // overflowed, leaves it where it was).
+      for (const { id } of raw) given = id
     }
   }
 

@@ -58,11 +58,6 @@ export class Subscriber implements Receiver {
     return this.#sink
   }
 
-  /** The iterator it pushes to, while it is one. */
-  get iterator (): Subscription<unknown> | undefined {
-    return this.#iterator
-  }
-
   /** Makes it a stream's subscriber; resolves when it stops writing to the stream. */
   stream (sink: StreamSink): Promise<void> {
     this.#sink = sink
@@ -138,9 +133,7 @@ export class Subscriber implements Receiver {
   fits (entries: readonly Entry[]): boolean {
     const sink = this.#sink
     if (sink !== undefined) return sink.writable
-    const iterator = this.#iterator
-    if (iterator === undefined) return true
-    let bytes = iterator.bytes
+    let bytes = (this.#iterator as Subscription<unknown>).bytes
     for (const entry of entries) bytes += entry.frame.length
     return bytes <= this.#host.maxBufferedBytes
   }
@@ -201,11 +194,11 @@ export class Subscriber implements Receiver {
     const fanOut = this.#host.fanOut
     const wasLive = fanOut.unsubscribe(this)
     this.#iterator = undefined
-    const streaming = this.stream(sink)
+    this.#sink = sink
+    if (wasLive) fanOut.subscribe(this)
     for (const frame of queued) sink.writeFrame(frame)
-    if (sink.ended) this.detach()
-    else if (wasLive) fanOut.subscribe(this)
-    return streaming
+    // A stream already over detaches it at once.
+    return this.stream(sink)
   }
 
   #gap (): void {
@@ -230,8 +223,8 @@ export class Subscriber implements Receiver {
   #room (size: number): Promise<void> | undefined {
     const sink = this.#sink
     if (sink !== undefined) return sink.writable ? undefined : sink.drained()
-    const iterator = this.#iterator
-    if (iterator === undefined || this.left) return undefined
+    // A subscriber that left has an empty queue (failed) or is no longer written to.
+    const iterator = this.#iterator as Subscription<unknown>
     const bytes = iterator.bytes
     return bytes > 0 && bytes + size > this.#host.maxBufferedBytes ? iterator.drained() : undefined
   }

@@ -62,10 +62,10 @@ export class Subscription<Message> implements ChannelSubscription<Message>, Atta
 
   /**
    * Queues one message. Returns false (and ends the subscription with `overflow()`'s error)
-   * when the consumer is more than `maxBytes` behind.
+   * when the consumer is more than `maxBytes` behind. Never called once it ended: its
+   * subscriber left the channel then.
    */
   push (message: Message, frame: string, overflow: () => Error): boolean {
-    if (this.#ended) return false
     const waiting = this.#waiting
     if (waiting !== undefined) {
       this.#waiting = undefined
@@ -87,7 +87,7 @@ export class Subscription<Message> implements ChannelSubscription<Message>, Atta
    * replay waits on it rather than queueing past `maxBytes`.
    */
   drained (): Promise<void> {
-    if (this.#bytes === 0 || this.#ended) return Promise.resolve()
+    if (this.#bytes === 0) return Promise.resolve()
     return new Promise((resolve) => { this.#drained = resolve })
   }
 
@@ -101,7 +101,7 @@ export class Subscription<Message> implements ChannelSubscription<Message>, Atta
 
   /** Ends the iteration now: what is queued is dropped and `next()` rejects with `err`. */
   fail (err: Error): void {
-    if (this.#ended) return
+    // Called only while it runs: its subscriber left the channel when it ended.
     this.#clear()
     const waiting = this.#waiting
     this.#waiting = undefined

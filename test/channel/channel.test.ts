@@ -3,9 +3,10 @@ import t from 'tap'
 import fastifyConduit, { memoryBus } from '../../lib/index.js'
 import type { Channel } from '../../lib/index.js'
 import { BusError } from '../../lib/errors.js'
+import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { kAttach } from '../../lib/stream/sink.js'
 import type { StreamSink } from '../../lib/stream/sink.js'
-import { FrameReader, LogCapture, startApp, take } from '../support/index.js'
+import { eventually, FrameReader, LogCapture, startApp, take } from '../support/index.js'
 import type { Test } from './suite.js'
 import { ManualBus, nextTurn } from './manual-bus.js'
 
@@ -186,6 +187,37 @@ t.test('a history trimmed past a slow replay: the subscriber is dropped (it resu
   await t.rejects((async () => { for await (const message of subscription) received.push(message.data) })(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
   t.ok(received.length < 99, 'cut off before the next page')
   t.equal(app.sse.stats().slowDisconnects, 1)
+})
+
+t.test('a long replay after an unknown id: the gap first, then every page', async (t) => {
+  const bus = new ManualBus()
+  const { channel, url } = await appWith(t, bus)
+  const ids: string[] = []
+  for (let n = 0; n < 250; n++) ids.push(await channel.publish({ data: n }))
+  const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': 'unknown' })
+  const [gap, ...frames] = await stream.take(251)
+  t.equal(gap.raw + '\n', GAP_FRAME)
+  t.same(frames.map((frame) => frame.id), ids)
+  const subscription = channel.subscribe({ lastEventId: 'unknown' })
+  await subscription.ready
+  t.equal(subscription.gap, true)
+  t.same((await take(subscription, 250)).map((message) => message.id), ids)
+  await stream.abort()
+  await subscription.return()
+})
+
+t.test('an iterator that leaves in the middle of its paced replay stops it', async (t) => {
+  const bus = new ManualBus()
+  const { app } = await startApp(t, { bus, maxBufferedBytes: 1000 })
+  const channel = app.sse.channel('left')
+  const ids: string[] = []
+  for (let n = 0; n < 250; n++) ids.push(await channel.publish({ data: 'v'.repeat(100) }))
+  const subscription = channel.subscribe({ lastEventId: ids[0] })
+  await subscription.ready
+  t.same((await take(subscription, 1)).map((message) => message.id), [ids[1]])
+  await subscription.return()
+  t.ok(await eventually(() => bus.listeners('left') === 0, 5000), 'it left the channel')
+  t.equal(app.sse.stats().sentEvents < 50, true, 'the replay stopped where the reader did')
 })
 
 t.test('a stream that left while its replay was failing ends quietly', async (t) => {
