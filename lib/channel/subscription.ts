@@ -84,10 +84,10 @@ export class Subscription<Message> implements ChannelSubscription<Message>, Atta
 
   /**
    * Resolves once the consumer has pulled everything queued (or the subscription ended): a
-   * replay waits on it rather than queueing past `maxBytes`.
+   * replay waits on it rather than queueing past `maxBytes`. Call it only while something is
+   * queued (`bytes > 0`); one waiter at a time.
    */
   drained (): Promise<void> {
-    if (this.#bytes === 0) return Promise.resolve()
     return new Promise((resolve) => { this.#drained = resolve })
   }
 
