@@ -80,14 +80,27 @@ export class ChannelRegistry {
 }
 
 /**
- * Same event names, each with the same schema: the same object, or one that serializes alike
- * (a handler that writes `{ schema: { msg: Type.Object(...) } }` inline builds new objects per
- * call, and must still get its channel back).
+ * Same event names, each with the same schema: the same object, or one equal to it (a handler
+ * that writes `{ schema: { msg: Type.Object(...) } }` inline builds new objects per call, and
+ * must still get its channel back). Compared in place, stopping at the first difference:
+ * nothing is serialized, however often a handler asks.
  */
 function sameSchemas (a: EventSchemas | undefined, b: EventSchemas | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  return equalValues(a, b)
+}
+
+/**
+ * Deep equality of JSON-like values (schemas): own enumerable string keys, as JSON sees them
+ * (TypeBox's symbol-keyed `Kind` marks follow from its keywords).
+ */
+function equalValues (a: unknown, b: unknown): boolean {
   if (a === b) return true
-  if (a === undefined || b === undefined) return false
-  const names = Object.keys(a)
-  if (names.length !== Object.keys(b).length) return false
-  return names.every((name) => a[name] === b[name] || JSON.stringify(a[name]) === JSON.stringify(b[name]))
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  for (const key of keys) {
+    if (!Object.hasOwn(b, key) || !equalValues((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false
+  }
+  return true
 }
