@@ -74,11 +74,11 @@ class MemoryStream {
     return entries
   }
 
-  /** Drops every entry; sequence numbers go on after `last`. */
-  expire (last: number): void {
+  /** Drops every entry; sequence numbers go on where they were. */
+  expire (): void {
     this.#ring = []
     this.#capacity = 0
-    this.#first = this.#next = last + 1
+    this.#first = this.#next
   }
 
   // Channels of one name normally agree on their history; if two instances sharing the bus
@@ -187,7 +187,7 @@ class MemoryBus implements Bus {
     for (const [channel, stream] of this.#streams) {
       if (stream.published > before) continue
       if (stream.listeners.size === 0) this.#streams.delete(channel)
-      else stream.expire(this.#last)
+      else stream.expire()
     }
   }
 
