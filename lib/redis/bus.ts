@@ -43,6 +43,7 @@ const ERROR_PAUSE_MS = 1000
  * - Each instance reads all its channels with one blocking `XREAD` on one dedicated
  *   connection, whatever the number of channels and subscribers.
  * - Replay is `XRANGE … COUNT` from the Last-Event-ID, page by page.
+ * - Every publish renews the key's expiry (`PEXPIRE <ttl>`): quiet channels leave no keys.
  * - When the connection drops or Redis restarts, the bus reconnects and reads on from the last
  *   id it saw on each channel, so connected subscribers lose nothing published meanwhile.
  *
@@ -64,6 +65,7 @@ class RedisBus implements Bus {
   readonly #connectUrl: string
   readonly #client: Redis | undefined
   readonly #prefix: string
+  readonly #ttl: number | false
   /** Every channel listened to, by stream key. */
   readonly #streams = new Map<string, Stream>()
   /** Those of them positioned, which the read loop reads. */
@@ -87,7 +89,8 @@ class RedisBus implements Bus {
   constructor (options: RedisBusOptions) {
     this.#closing = new Promise<never>((resolve, reject) => { this.#rejectClosing = reject })
     this.#closing.catch(noop)
-    const { url, client, prefix, history } = resolveRedisBusOptions(options)
+    const { url, client, prefix, history, ttl } = resolveRedisBusOptions(options)
+    this.#ttl = ttl
     this.#client = client
     this.#connectUrl = url
     this.#url = client === undefined ? redact(this.#connectUrl) : `redis://${client.options.host}:${client.options.port}`
@@ -103,9 +106,15 @@ class RedisBus implements Bus {
 
   publish (channel: string, body: string, history: number, json?: string): Promise<string> {
     const key = this.#prefix + channel
-    return this.#run(`cannot publish to "${channel}"`, (command) => (json === undefined
-      ? command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body)
-      : command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body, JSON_FIELD, json)) as Promise<string>)
+    return this.#run(`cannot publish to "${channel}"`, (command) => {
+      const added = (json === undefined
+        ? command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body)
+        : command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body, JSON_FIELD, json)) as Promise<string>
+      // Sent right behind the XADD on the same connection (no round trip waited for); a key
+      // that could not be given its expiry keeps the previous one, or none.
+      if (this.#ttl !== false) command.pexpire(key, this.#ttl).catch(noop)
+      return added
+    })
   }
 
   listen (channel: string, listener: BusListener): BusListening {
