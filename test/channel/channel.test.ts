@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit, { memoryBus } from '../../lib/index.js'
@@ -378,6 +380,50 @@ t.test('the server closing while a replay is pending ends the subscriber', async
   await closing
   await joining.ready
   t.same(await joining.next(), { done: true, value: undefined })
+})
+
+t.test('a channel nothing references any more (no subscriber, not kept by the application) is forgotten; its name makes a new one, with the history on the bus', async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const bus = memoryBus()
+  let live: WeakRef<Channel> | undefined
+  const { app, url } = await startApp(t, { bus }, (app) => {
+    app.get('/live', (request, reply) => {
+      // Not kept by the application: only its subscriber's stream holds it.
+      const channel = app.sse.channel('live-room')
+      live = new WeakRef(channel)
+      return reply.sse(channel)
+    })
+  })
+  const stream = await FrameReader.fetch(url + '/live')
+  const made = await (async () => {
+    // A per-room channel, as a handler makes it: used, then dropped.
+    const room = app.sse.channel('room-42', { history: 5 })
+    const subscription = room.subscribe()
+    await subscription.ready
+    const id = await room.publish({ data: 'kept on the bus' })
+    await take(subscription, 1)
+    await subscription.return()
+    return { id, ref: new WeakRef(room) }
+  })()
+  const kept = app.sse.channel('kept', { history: 5 })
+  // deref() keeps its target alive until the end of the turn: collect first, then look.
+  let collected = false
+  for (let n = 0; n < 100 && !collected; n++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    gc()
+    collected = made.ref.deref() === undefined
+  }
+  t.ok(collected, 'collected: the registry did not hold it')
+  t.not(live?.deref(), undefined, 'a channel with a subscriber stays')
+  await app.sse.channel('live-room').publish({ data: 'still live' })
+  t.same((await stream.take(1)).map((frame) => frame.data), ['still live'])
+  await stream.abort()
+  await new Promise((resolve) => setTimeout(resolve, 10)) // its name leaves the registry
+  const again = app.sse.channel('room-42', { history: 6 })
+  t.same((await take(again.subscribe({ lastEventId: '0-0' }), 1)).map((message) => message.data), ['kept on the bus'])
+  t.equal(app.sse.channel('kept', { history: 5 }), kept, 'one the application keeps stays')
+  t.throws(() => app.sse.channel('kept', { history: 6 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
 })
 
 t.test('the bus follows the app: ready() on app.ready(), close() on app.close(), a failing ready fails startup', async (t) => {
