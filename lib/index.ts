@@ -29,6 +29,7 @@ export type {
   ChannelMessage,
   ChannelOptions,
   ChannelPublishMessage,
+  ChannelSelection,
   ChannelSubscription,
   MemoryBusOptions,
   SubscribeOptions

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
@@ -48,6 +48,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   })
   const maxConnections: number = options.maxConnections ?? DEFAULTS.maxConnections.default
   const closeGracePeriod: number = options.closeGracePeriod ?? DEFAULTS.closeGracePeriod.default
+  const lastEventIdQuery = options.lastEventIdQuery
   const heartbeats = new Heartbeats()
   // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
   const open = new Map<ServerEventStream, Http2Session | undefined>()
@@ -96,8 +97,11 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
 
   app.decorate('sse', {
     stats: (): SSEStats => {
+      // A channel's broadcast Buffer queued in many streams is held once: counted once.
+      const shared = new Set<Uint8Array>()
       let queuedBytes = 0
-      for (const stream of open.keys()) queuedBytes += stream.queued
+      for (const stream of open.keys()) queuedBytes += stream.heldBytes(shared)
+      for (const bytes of shared) queuedBytes += bytes.length
       return { openStreams: open.size, ...stats, ...channels.counters, queuedBytes }
     },
     channel: (name: string, channelOptions?: ChannelOptions) => channels.channel(name, channelOptions)
@@ -137,8 +141,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       return whenResponseClosed(raw)
     }
     const schemas = (reply.routeOptions.schema as FastifySchema | undefined)?.sse
-    const lastEventIdHeader = request.headers['last-event-id']
-    const lastEventId = typeof lastEventIdHeader === 'string' && lastEventIdHeader.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventIdHeader) : undefined
+    const lastEventId = lastEventIdOf(request, lastEventIdQuery)
     const observer = observeStream(() => ({
       request,
       route: reply.routeOptions.url,
@@ -222,6 +225,21 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
 function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOptions): ResolvedOptions {
   const { heartbeat = defaults.heartbeat, retry = defaults.retry, onInvalid = defaults.onInvalid } = options
   return { heartbeat, retry, onInvalid }
+}
+
+/**
+ * The request's Last-Event-ID: its header or, when it has none and `query` names a parameter,
+ * that parameter (see the `lastEventIdQuery` option). A header that is present wins even when
+ * it is ignored (too long): the query holds an older cursor, and resuming from it would repeat
+ * events.
+ */
+function lastEventIdOf (request: FastifyRequest, query: string | undefined): string | undefined {
+  // A string: Node joins a repeated header it does not know into one value.
+  const header = request.headers['last-event-id'] as string | undefined
+  if (header !== undefined) return header.length <= MAX_LAST_EVENT_ID ? decodeHeader(header) : undefined
+  if (query === undefined) return undefined
+  const value = (request.query as Record<string, unknown> | null | undefined)?.[query]
+  return typeof value === 'string' && value.length <= MAX_LAST_EVENT_ID ? value : undefined
 }
 
 // EventSource sends Last-Event-ID as UTF-8 bytes; Node hands header values over as Latin-1.

@@ -75,6 +75,10 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
   #closed = false
   // The heartbeat ticker's count at the last write; see TICKS_PER_INTERVAL.
   #lastWrite = 0
+  // For stats(): bytes pushed so far, and the chunks among them shared with other streams (a
+  // channel's broadcast Buffers), with where each ends, oldest first; see heldBytes().
+  #pushedBytes = 0
+  #shared: Array<{ readonly bytes: Uint8Array, readonly end: number }> | undefined
 
   constructor (settings: ServerEventStreamSettings, response: ResponseTarget) {
     super({ highWaterMark: HIGH_WATER_MARK })
@@ -82,7 +86,7 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     this.#response = response
     // Queued now, not batched with the first event: a source may take minutes to produce one,
     // and the client should learn its retry (and the heartbeats should start) at once.
-    if (settings.retry !== undefined) this.#push(retryField(settings.retry) + '\n')
+    if (settings.retry !== undefined) this.#pushText(retryField(settings.retry) + '\n')
     if (settings.heartbeat !== undefined) {
       this.#lastWrite = settings.heartbeat.tick
       settings.heartbeat.add(this)
@@ -209,8 +213,26 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     this.#flush()
     this.#wrote()
     this.#settings.observer?.wrote(bytes)
+    this.#pushedBytes += bytes.length
+    const shared = this.#shared ??= []
+    this.#forgetConsumed(shared)
+    shared.push({ bytes, end: this.#pushedBytes })
     if (!this.push(bytes)) this.#blocked = true
     return !this.#blocked
+  }
+
+  /** False while the socket is backed up: a writer that can wait should (see {@link drained}). */
+  get writable (): boolean {
+    return !this.#blocked || this.#ended
+  }
+
+  /**
+   * Resolves once the socket takes more (or the stream ended): how a push source (a channel's
+   * replay) paces itself. One waiter at a time, as for the pull loop, which a push source
+   * does not use.
+   */
+  drained (): Promise<void> {
+    return this.writable ? Promise.resolve() : this.#demand()
   }
 
   /** Drops the connection now, without writing what is queued. */
@@ -223,6 +245,26 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
   /** Bytes queued in this stream and not yet handed to the socket (approximate, in characters). */
   get queued (): number {
     return this.#batch.length + this.readableLength
+  }
+
+  /**
+   * What this stream really holds, for `stats().queuedBytes`: returns the bytes queued here
+   * that are its own, and adds to `shared` the chunks still queued that are shared with other
+   * streams (a channel's broadcast Buffers), which the caller counts once however many streams
+   * hold them. A Readable hands its chunks on whole and in order, so the chunks still queued
+   * are those that end after the bytes it has handed on.
+   */
+  heldBytes (shared: Set<Uint8Array>): number {
+    let own = this.#batch.length + this.readableLength
+    const chunks = this.#shared
+    if (chunks !== undefined) {
+      this.#forgetConsumed(chunks)
+      for (const { bytes } of chunks) {
+        own -= bytes.length
+        shared.add(bytes)
+      }
+    }
+    return own
   }
 
   /** Ends the stream cleanly: what is batched is written, then the response ends. */
@@ -358,12 +400,22 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     if (batch === '') return
     this.#batch = ''
     this.#wrote()
-    if (!this.#push(batch)) this.#blocked = true
+    if (!this.#pushText(batch)) this.#blocked = true
   }
 
-  #push (text: string): boolean {
-    this.#settings.observer?.wrote(text)
-    return this.push(text)
+  // The conversion push() would make of a string (UTF-8), made here to count its bytes.
+  #pushText (text: string): boolean {
+    const chunk = Buffer.from(text)
+    this.#pushedBytes += chunk.length
+    this.#settings.observer?.wrote(chunk)
+    return this.push(chunk)
+  }
+
+  #forgetConsumed (chunks: Array<{ readonly end: number }>): void {
+    const consumed = this.#pushedBytes - this.readableLength
+    let gone = 0
+    while (gone < chunks.length && chunks[gone].end <= consumed) gone++
+    if (gone > 0) chunks.splice(0, gone)
   }
 
   #wrote (): void {

@@ -15,6 +15,8 @@ t.test('options are checked when the bus is made', async (t) => {
   t.throws(() => redisBus({ client: null as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
   t.throws(() => redisBus({ prefix: 1 as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
   t.throws(() => redisBus({ history: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => redisBus({ ttl: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION', message: /"ttl"/ })
+  t.throws(() => redisBus({ ttl: '1d' as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
   t.equal(redisBus().history, 1000)
   t.equal(redisBus({ history: 5 }).history, 5)
 })
@@ -171,6 +173,31 @@ if (await needRedis(t)) {
       client.xadd(prefix + kept, '*', 'frame', 'data: 2\n\n')))
     t.equal(await arrived, 'data: 2\n\n')
     t.same(seen, [], 'the dropped listener got nothing')
+  })
+
+  t.test('ttl: every publish renews the key\'s expiry; an expired key is a gap; ttl false keeps keys', async (t) => {
+    const expiring = bus({ ttl: 60_000 })
+    const { app } = await startApp(t, { bus: expiring })
+    const client = testClient()
+    await client.connect()
+    t.teardown(() => client.disconnect())
+    const channel = app.sse.channel(uniqueName('ttl'))
+    const first = await channel.publish({ data: 1 })
+    const pttl = await client.pttl(prefix + channel.name)
+    t.ok(pttl > 0 && pttl <= 60_000, `expires within the ttl (${pttl} ms)`)
+    await client.pexpire(prefix + channel.name, 5000)
+    await channel.publish({ data: 'renewed' })
+    t.ok(await client.pttl(prefix + channel.name) > 5000, 'renewed by the publish')
+    await client.del(prefix + channel.name) // as Redis does once it expires
+    const next = await channel.publish({ data: 2 })
+    t.ok(expiring.compare(next, first) > 0, 'ids go on increasing (they are times)')
+    const replay = await expiring.replay(channel.name, first)
+    t.same([replay.complete, replay.entries.map((entry) => entry.id)], [false, [next]], 'an id from before reads as a gap')
+
+    const { app: keeping } = await startApp(t, { bus: bus({ ttl: false }) })
+    const kept = keeping.sse.channel(uniqueName('kept'))
+    await kept.publish({ data: 1 })
+    t.equal(await client.pttl(prefix + kept.name), -1, 'no expiry')
   })
 
   t.test('replay from an id still retained is exact; from a trimmed one it reports the gap', async (t) => {

@@ -1,7 +1,10 @@
 import { connect as http2Connect, constants } from 'node:http2'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fastifyCors from '@fastify/cors'
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
+import fastifyConduit from '../../lib/index.js'
 import { deferred, fastifyDefaultClose, FrameReader, LogCapture, startApp } from '../support/index.js'
 
 t.test('response headers, and headers set earlier are kept', async (t) => {
@@ -48,6 +51,30 @@ t.test('Last-Event-ID reaches the source; an absurdly long one is ignored', asyn
   const id = 'é-€-😀'
   const reader = await FrameReader.open(url + '/resume', { 'last-event-id': Buffer.from(id, 'utf8').toString('latin1') })
   t.same(await reader.all(), [`data: after ${id}\n\n`])
+})
+
+t.test('lastEventIdQuery: the cursor from a query parameter when the header is absent; the header wins; the same 1024-character limit', async (t) => {
+  const resume = (app: FastifyInstance): void => {
+    app.get('/resume', (request, reply) => reply.sse(function * ({ lastEventId }) {
+      yield { data: lastEventId === undefined ? 'none' : `after ${lastEventId}` }
+    }))
+  }
+  const { url } = await startApp(t, { lastEventIdQuery: 'lastEventId' }, resume)
+  const all = async (path: string, headers: Record<string, string> = {}): Promise<string[]> => await (await FrameReader.open(url + path, headers)).all()
+  t.same(await all('/resume?lastEventId=41'), ['data: after 41\n\n'])
+  t.same(await all('/resume?lastEventId=' + encodeURIComponent('é 😀&=')), ['data: after é 😀&=\n\n'], 'percent-decoded')
+  t.same(await all('/resume?lastEventId=41', { 'last-event-id': '45' }), ['data: after 45\n\n'], 'the header wins')
+  t.same(await all('/resume?lastEventId=41', { 'last-event-id': 'x'.repeat(1025) }), ['data: none\n\n'], 'even ignored, the header wins over an older cursor')
+  t.same(await all('/resume?lastEventId=' + 'x'.repeat(1024)), [`data: after ${'x'.repeat(1024)}\n\n`])
+  t.same(await all('/resume?lastEventId=' + 'x'.repeat(1025)), ['data: none\n\n'], 'too long: ignored')
+  t.same(await all('/resume?lastEventId=1&lastEventId=2'), ['data: none\n\n'], 'repeated: ambiguous, ignored')
+  t.same(await all('/resume?other=41'), ['data: none\n\n'])
+  t.same(await all('/resume'), ['data: none\n\n'])
+
+  // Without the option the query is not read.
+  const plain = await startApp(t, {}, resume)
+  t.same(await (await FrameReader.open(plain.url + '/resume?lastEventId=41')).all(), ['data: none\n\n'])
+  await t.rejects(async () => { await Fastify().register(fastifyConduit, { lastEventIdQuery: '' }).ready() }, { code: 'FST_ERR_CONDUIT_INVALID_OPTION', message: /"lastEventIdQuery"/ })
 })
 
 t.test('heartbeats are comment frames sent while the stream is idle', async (t) => {

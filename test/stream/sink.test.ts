@@ -15,6 +15,8 @@ t.test('frames and shared bytes reach the client in order', async (t) => {
   const { url } = await startApp(t, { retry: 100 }, (app) => {
     app.get('/push', (request, reply) => reply.sse(attachable(async (sink) => {
       t.equal(sink.lastEventId, '7', 'the sink carries Last-Event-ID')
+      t.equal(sink.writable, true)
+      await sink.drained() // not backed up: at once
       t.equal(sink.writeFrame('id: 8\ndata: one\n\n'), true)
       t.equal(sink.writeBytes(shared), true, 'the string batch is flushed before the bytes')
       t.equal(sink.writeFrame('data: three\n\n'), true)
@@ -43,6 +45,7 @@ t.test('a sink behind a client that does not read reports backpressure, and abor
       // Push until the stream says it is backed up (the client never reads).
       while (sink.writeBytes(bytes)) await new Promise((resolve) => setImmediate(resolve))
       t.equal(sink.writeFrame(bigFrame), false, 'a frame over the batch size is pushed at once, and still backed up')
+      t.equal(sink.writable, false)
       const queued = sink.queued
       const closed = new Promise<boolean>((resolve) => sink.context.signal.addEventListener('abort', () => resolve(true)))
       sink.abort()
