@@ -162,7 +162,15 @@ t.test('openapiEventStreamFallback: in a 3.0 document, const, contentMediaType a
   const reference = plain((await build(t, { openapi: '3.2.0' }, false, true)).swagger()) as any
   t.ok(reference.paths['/chat'].get.responses['200'].content['text/event-stream'].itemSchema, 'a 3.2 document is left as it is')
   t.same(openapiEventStreamFallback({ openapiObject: { info: {} } }), { info: {} }, 'no paths, no version: nothing to do')
-  t.same(openapiEventStreamFallback({ openapiObject: { openapi: '3.0.3', paths: { '/x': { get: {} }, '/y': undefined } } }), { openapi: '3.0.3', paths: { '/x': { get: {} }, '/y': undefined } })
+  const odd = () => ({
+    openapi: '3.0.3',
+    paths: {
+      '/x': { get: {}, post: undefined, summary: 'text' },
+      '/y': undefined,
+      '/z': { get: { responses: { 200: { content: { 'text/event-stream': { schema: { type: 'string' } } } }, 204: { description: 'none' } } } }
+    }
+  })
+  t.same(openapiEventStreamFallback({ openapiObject: odd() }), odd(), 'what it does not rewrite is left as it is')
   const swagger2 = { swagger: '2.0' }
   t.equal(openapiEventStreamFallback({ swaggerObject: swagger2 }), swagger2, 'a Swagger 2.0 document is returned as it is')
 })
