@@ -5,7 +5,9 @@ export { fastifyConduit }
 export type {
   FastifyConduitOptions,
   InvalidEventPolicy,
+  ResumeOptions,
   SSEDecorator,
+  SSEReplyOptions,
   SSESource,
   SSEStats,
   SSEStreamOptions
@@ -33,4 +35,5 @@ export type {
   MemoryBusOptions,
   SubscribeOptions
 } from './channel/index.js'
+export type { ResumableRecord } from './resume/records.js'
 export * as errors from './errors.js'

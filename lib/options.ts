@@ -61,7 +61,16 @@ export function compileOptions<T extends TObject> (name: string, schema: T): (op
     // The path is a JSON Pointer whose first segment is the option (our names need no escapes).
     const path = explain(options).path
     if (path === '') throw new InvalidOptionError(name, 'must be an object')
-    const key = path.slice(1).split('/')[0]
-    throw new InvalidOptionError(key, String(schema.properties[key].errorMessage))
+    // Nested options (`resume.ttl`) are named by their dotted path, down to the deepest
+    // schema that says what a good value is.
+    let option: TSchema = schema
+    const names: string[] = []
+    for (const key of path.slice(1).split('/')) {
+      const inner = (option as Partial<TObject>).properties?.[key]
+      if (inner === undefined || inner.errorMessage === undefined) break
+      option = inner
+      names.push(key)
+    }
+    throw new InvalidOptionError(names.join('.'), String(option.errorMessage))
   }
 }

@@ -54,6 +54,13 @@ class MemoryStream {
     return entries
   }
 
+  /** Drops every retained entry; ids go on from where they were. */
+  clear (): void {
+    this.#ring = []
+    this.#capacity = 0
+    this.#first = this.#next
+  }
+
   // Channels of one name normally agree on their history; if two instances sharing the bus
   // disagree, the latest publisher's wins, as XADD MAXLEN does on Redis.
   #resize (capacity: number): void {
@@ -89,6 +96,10 @@ class MemoryBus implements Bus {
   readonly history: number
   readonly #epoch = String(Date.now())
   readonly #streams = new Map<string, MemoryStream>()
+  /** Resumable streams' record states (setState), each with its deadline (ms since the epoch). */
+  readonly #states = new Map<string, { state: string, deadline: number }>()
+  /** Channels due to be dropped (expire), with the timer that drops them. */
+  readonly #expiries = new Map<string, NodeJS.Timeout>()
   #users = 0
   #closed = false
 
@@ -135,10 +146,48 @@ class MemoryBus implements Bus {
     return compareStreamIds(a, b)
   }
 
+  async setState (key: string, state: string, ttl: number, create: boolean): Promise<boolean> {
+    if (this.#closed) throw new ClosedError('the bus')
+    if (create && this.#liveState(key) !== undefined) return false
+    this.#states.set(key, { state, deadline: Date.now() + ttl })
+    return true
+  }
+
+  async getState (key: string): Promise<string | undefined> {
+    return this.#liveState(key)
+  }
+
+  async expire (channel: string, ttl: number): Promise<void> {
+    if (this.#closed) throw new ClosedError('the bus')
+    clearTimeout(this.#expiries.get(channel))
+    const timer = setTimeout(() => {
+      this.#expiries.delete(channel)
+      const stream = this.#streams.get(channel)
+      if (stream === undefined) return
+      // Its listeners (readers still attached) keep listening, to what comes next.
+      if (stream.listeners.size === 0) this.#streams.delete(channel)
+      else stream.clear()
+    }, ttl)
+    // A pending expiry never holds the process open.
+    timer.unref()
+    this.#expiries.set(channel, timer)
+  }
+
   async close (): Promise<void> {
     if (--this.#users > 0) return
     this.#closed = true
     for (const stream of this.#streams.values()) stream.listeners.clear()
+    for (const timer of this.#expiries.values()) clearTimeout(timer)
+    this.#expiries.clear()
+  }
+
+  /** The state at `key`, forgotten once its deadline passed. */
+  #liveState (key: string): string | undefined {
+    const entry = this.#states.get(key)
+    if (entry === undefined) return undefined
+    if (entry.deadline > Date.now()) return entry.state
+    this.#states.delete(key)
+    return undefined
   }
 
   #stream (channel: string): MemoryStream {
