@@ -29,6 +29,11 @@ export default [
           { regex: '^(fastify|fastify-plugin|@fastify/.*)$', message: 'The client imports nothing of Fastify.' },
           { regex: '^\\.\\./(?!wire/)', message: 'The client imports only lib/client and lib/wire, nothing server-side.' }
         ]
+      }],
+      // no-restricted-imports does not look at import(): a dynamic import of a built-in too.
+      'no-restricted-syntax': ['error', {
+        selector: `ImportExpression > Literal[value=/^(node:.*|(${builtins.replaceAll('/', '\\/')})(\\/.*)?)$/]`,
+        message: "Node's built-in modules are not available here."
       }]
     }
   },

@@ -39,6 +39,12 @@ const CONTENDERS = [
   { id: 'conduit', module: 'conduit', label: 'fastify-conduit' },
   { id: 'conduit-sync', module: 'conduit', variant: 'sync', label: 'fastify-conduit, sync generator', only: ['stream'] },
   { id: 'conduit-noschema', module: 'conduit', variant: 'noschema', label: 'fastify-conduit, no schema.sse', only: ['stream-1m'] },
+  // Channel paths beside reply.sse(channel): a where() filter passing half the events (each
+  // client then expects half), the subscription handed to reply.sse, and subscribe() iterated
+  // in user code (a generator re-yielding each message, which reply.sse formats per stream).
+  { id: 'conduit-where', module: 'conduit', variant: 'where', label: 'fastify-conduit, where() passing half', only: ['broadcast'], share: 0.5 },
+  { id: 'conduit-subscribe', module: 'conduit', variant: 'subscribe', label: 'fastify-conduit, reply.sse(channel.subscribe())', only: ['broadcast'] },
+  { id: 'conduit-iterate', module: 'conduit', variant: 'iterate', label: 'fastify-conduit, subscribe() iterated in a generator', only: ['broadcast'] },
   { id: 'fastify-sse', module: 'fastify-sse', label: '@fastify/sse' },
   { id: 'fastify-sse-v2', module: 'fastify-sse-v2', label: 'fastify-sse-v2' },
   { id: 'better-sse', module: 'better-sse', label: 'better-sse' }
@@ -187,9 +193,9 @@ async function measure (scenario, contender) {
       const seconds = Number(r.ns) / 1e9
       measured = { value: scenario.events / seconds, seconds, headMs: Number(r.headNs) / 1e6, bodyBytes: r.bodyBytes, ...cpuOf(r.cpu, seconds), sample: r.sample }
     } else {
-      client = new Child(CLIENT, { ...common, mode: 'many', events: scenario.kind === 'broadcast' ? scenario.events : 0, maxPending: 128 }, { execArgv: clientArgs })
+      client = new Child(CLIENT, { ...common, mode: 'many', events: scenario.kind === 'broadcast' ? delivered(scenario, contender) : 0, maxPending: 128 }, { execArgv: clientArgs })
       measured = scenario.kind === 'broadcast'
-        ? await measureBroadcast(scenario, server, client, ready)
+        ? await measureBroadcast(scenario, server, client, ready, delivered(scenario, contender))
         : await measureIdle(scenario, server, client, ready)
     }
     const stats = await server.ask({ type: 'stats' }, 'stats', 10_000)
@@ -199,8 +205,16 @@ async function measure (scenario, contender) {
   }
 }
 
-/** All clients connect and wait; then the server publishes; timed until the last client has all. */
-async function measureBroadcast (scenario, server, client, ready) {
+/** Events each client of a broadcast gets: all of them, or the share a filtering contender passes. */
+function delivered (scenario, contender) {
+  return Math.round(scenario.events * (contender.share ?? 1))
+}
+
+/**
+ * All clients connect and wait; then the server publishes; timed until the last client has all
+ * (`events` each: fewer than published when the contender filters).
+ */
+async function measureBroadcast (scenario, server, client, ready, events) {
   await client.ask({ type: 'open', count: scenario.clients }, 'heads', TIMEOUT.connect)
   await allSubscribed(server, ready, scenario.clients)
   if (args['cpu-prof']) await server.ask({ type: 'profile' }, 'profiling', 10_000)
@@ -209,7 +223,7 @@ async function measureBroadcast (scenario, server, client, ready) {
   const done = await client.next('done', TIMEOUT.broadcast)
   const seconds = Number(BigInt(done.tDone) - BigInt(published.t0)) / 1e9
   return {
-    value: scenario.clients * scenario.events / seconds,
+    value: scenario.clients * events / seconds,
     seconds,
     publishMs: Number(BigInt(published.t1) - BigInt(published.t0)) / 1e6,
     ...cpuOf(done.cpu, seconds)

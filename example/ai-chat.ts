@@ -8,8 +8,8 @@ import fastifyConduit from 'fastify-conduit'
 import { answer, generate } from './assistant.ts'
 
 const Query = Type.Object({ prompt: Type.String({ minLength: 1, maxLength: 2000 }) })
-const Token = Type.Object({ text: Type.String() })
-const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
+export const Token = Type.Object({ text: Type.String() })
+export const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
 
 export interface AiChatOptions {
   /** Milliseconds between two tokens. Default 40. */

@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox'
 import fastifyConduit from 'fastify-conduit'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-const Progress = Type.Object({
+export const Progress = Type.Object({
   progress: Type.Integer({ minimum: 0, maximum: 100 }),
   status: Type.Union([Type.Literal('downloading'), Type.Literal('done')]),
   message: Type.String()

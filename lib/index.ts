@@ -31,9 +31,23 @@ export type {
   ChannelMessage,
   ChannelOptions,
   ChannelPublishMessage,
+  ChannelSelection,
   ChannelSubscription,
   MemoryBusOptions,
   SubscribeOptions
 } from './channel/index.js'
 export type { ResumableRecord } from './resume/records.js'
 export * as errors from './errors.js'
+export { openapiEventStreamFallback } from './openapi.js'
+export type { OpenAPIDocument } from './openapi.js'
+export { diagnosticsChannels } from './diagnostics.js'
+export type {
+  BusErrorMessage,
+  InvalidEventMessage,
+  ReplayGapMessage,
+  SlowSubscriberMessage,
+  StreamCloseMessage,
+  StreamEndReason,
+  StreamInfo,
+  StreamOpenMessage
+} from './diagnostics.js'

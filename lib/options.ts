@@ -1,5 +1,5 @@
 import { Kind, Type, TypeRegistry } from '@sinclair/typebox'
-import type { SchemaOptions, Static, TInteger, TObject, TProperties, TSchema, TUnsafe } from '@sinclair/typebox'
+import type { SchemaOptions, Static, TInteger, TLiteral, TObject, TProperties, TSchema, TUnion, TUnsafe } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { InvalidOptionError } from './errors.js'
 import { compileCheck } from './schema/check.js'
@@ -17,6 +17,15 @@ export function History (options: SchemaOptions = {}): TInteger {
 /** Bytes a channel subscriber may have waiting (the plugin's, or one channel's). */
 export function MaxBufferedBytes (options: SchemaOptions = {}): TInteger {
   return Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, errorMessage: 'must be a positive integer of bytes', ...options })
+}
+
+/**
+ * How long a bus keeps a channel's history after its last publish: milliseconds, or `false`
+ * to keep it for good (a bus's `ttl`).
+ */
+export function HistoryTtl (options: SchemaOptions = {}): TUnion<[TInteger, TLiteral<false>]> {
+  return Type.Union([Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), Type.Literal(false)],
+    { errorMessage: 'must be a positive integer of milliseconds or false', ...options })
 }
 
 /** A non-negative integer of milliseconds (a delay; `0` is allowed). */

@@ -1,13 +1,16 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
+import { Channel } from './channel/channel.js'
 import { memoryBus } from './channel/memory-bus.js'
 import { noop } from './channel/noop.js'
 import { ChannelRegistry } from './channel/registry.js'
 import type { ChannelOptions } from './channel/types.js'
 import { InvalidChannelError, InvalidResumeKeyError, ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
+import { observeStream } from './diagnostics.js'
 import { compileOptions } from './options.js'
+import { documentEventStream } from './openapi.js'
 import { compileRouteEvents } from './schema/compile.js'
 import type { EventFormatter, EventSchemas } from './schema/compile.js'
 import { sharedReferences } from './schema/shared.js'
@@ -19,8 +22,8 @@ import { closeIterator, iterate, openSource } from './stream/source.js'
 import type { OpenSource } from './stream/source.js'
 import { FastifyConduitOptionsSchema, ResumeOptionsSchema, SSEReplyOptionsSchema } from './types.js'
 import type { FastifyConduitOptions, InvalidEventPolicy, ResumeOptions, SSEDecorator, SSEReplyOptions, SSEStats } from './types.js'
-import { Channel } from './channel/channel.js'
 import { RECORD_PREFIX, ResumableRecord, ResumableRecords } from './resume/records.js'
+import type { StreamEndReason } from './diagnostics.js'
 import { formatEvent } from './format/format.js'
 import { HTTP1_HEADERS, HTTP2_HEADERS } from './wire/headers.js'
 
@@ -48,6 +51,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   })
   const maxConnections: number = options.maxConnections ?? DEFAULTS.maxConnections.default
   const closeGracePeriod: number = options.closeGracePeriod ?? DEFAULTS.closeGracePeriod.default
+  const lastEventIdQuery = options.lastEventIdQuery
   const heartbeats = new Heartbeats()
   // Open streams, with the HTTP/2 session each runs on (to close it at shutdown).
   const open = new Map<ServerEventStream, Http2Session | undefined>()
@@ -81,7 +85,11 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   // `this` is the instance the route is registered on: its shared schemas are the route's.
   app.addHook('onRoute', function (this: FastifyInstance, route) {
     const schemas = (route.schema as FastifySchema | undefined)?.sse
-    if (schemas !== undefined) formatterOf(schemas, this)
+    if (schemas === undefined) return
+    formatterOf(schemas, this)
+    // A 200 text/event-stream response describing the events, for @fastify/swagger (and any
+    // tool that reads route schemas) to document; never used on the wire.
+    route.schema = documentEventStream(route.schema as Parameters<typeof documentEventStream>[0])
   })
 
   // Shared schemas belong to an encapsulation context: event schemas that $ref them are
@@ -108,8 +116,11 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
 
   app.decorate('sse', {
     stats: (): SSEStats => {
+      // A channel's broadcast Buffer queued in many streams is held once: counted once.
+      const shared = new Set<Uint8Array>()
       let queuedBytes = 0
-      for (const stream of open.keys()) queuedBytes += stream.queued
+      for (const stream of open.keys()) queuedBytes += stream.heldBytes(shared)
+      for (const bytes of shared) queuedBytes += bytes.length
       return { openStreams: open.size, ...stats, ...channels.counters, queuedBytes }
     },
     channel: (name: string, channelOptions?: ChannelOptions) => {
@@ -191,18 +202,30 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       return whenResponseClosed(raw)
     }
     const schemas = (reply.routeOptions.schema as FastifySchema | undefined)?.sse
-    const lastEventId = request.headers['last-event-id']
+    const lastEventId = lastEventIdOf(request, lastEventIdQuery)
+    const observer = observeStream(() => ({
+      request,
+      route: reply.routeOptions.url,
+      method: request.method,
+      lastEventId,
+      channel: source instanceof Channel ? source.name : undefined
+    }))
     const stream: ServerEventStream = new ServerEventStream({
       format: schemas === undefined ? formatEvent : formatterOf(schemas, reply.server),
       log: request.log,
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),
       retry: settings.retry,
-      lastEventId: typeof lastEventId === 'string' && lastEventId.length <= MAX_LAST_EVENT_ID ? decodeHeader(lastEventId) : undefined,
-      onClose: () => open.delete(stream)
+      lastEventId,
+      onClose: () => {
+        open.delete(stream)
+        observer?.closed(stream.endReason as StreamEndReason)
+      },
+      observer
     }, raw)
     let running: Promise<void>
     if (isAttachable(source)) {
+      observer?.opened()
       running = source[kAttach](stream).finally(() => stream.stop())
     } else {
       let opened: OpenSource<unknown>
@@ -212,6 +235,8 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
         stream.destroy()
         throw err
       }
+      // Announced before it runs: a sync source may write (or fail) events at once.
+      observer?.opened()
       running = stream.run(opened)
     }
     open.set(stream, (request.raw as unknown as Partial<Http2ServerRequest>).stream?.session)
@@ -236,7 +261,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     const closing = [...open]
     if (closing.length === 0) return
     for (const [stream, session] of closing) {
-      stream.stop()
+      stream.stop('server')
       session?.close()
     }
     const allClosed = Promise.all(closing.map(([stream]) => stream.responseClosed()))
@@ -272,6 +297,21 @@ function resolveStreamOptions (options: SSEReplyOptions, defaults: ResolvedOptio
 function checkResumeKey (key: unknown): string {
   if (typeof key !== 'string' || key.length === 0 || key.length > 512) throw new InvalidResumeKeyError('it must be a string of 1 to 512 characters')
   return key
+}
+
+/**
+ * The request's Last-Event-ID: its header or, when it has none and `query` names a parameter,
+ * that parameter (see the `lastEventIdQuery` option). A header that is present wins even when
+ * it is ignored (too long): the query holds an older cursor, and resuming from it would repeat
+ * events.
+ */
+function lastEventIdOf (request: FastifyRequest, query: string | undefined): string | undefined {
+  // A string: Node joins a repeated header it does not know into one value.
+  const header = request.headers['last-event-id'] as string | undefined
+  if (header !== undefined) return header.length <= MAX_LAST_EVENT_ID ? decodeHeader(header) : undefined
+  if (query === undefined) return undefined
+  const value = (request.query as Record<string, unknown> | null | undefined)?.[query]
+  return typeof value === 'string' && value.length <= MAX_LAST_EVENT_ID ? value : undefined
 }
 
 // EventSource sends Last-Event-ID as UTF-8 bytes; Node hands header values over as Latin-1.

@@ -117,7 +117,16 @@ export const FastifyConduitOptionsSchema = Type.Object({
    * nothing within the channel's history.
    * @default 4194304 (4 MiB)
    */
-  maxBufferedBytes: Type.Optional(MaxBufferedBytes({ default: 4 * 1024 * 1024 }))
+  maxBufferedBytes: Type.Optional(MaxBufferedBytes({ default: 4 * 1024 * 1024 })),
+  /**
+   * The query parameter that carries a resume cursor when the request has no `Last-Event-ID`
+   * header: EventSource cannot set headers, so after a page reload an application passes the
+   * last id it stored as `?<name>=<id>`. The header wins when both are present (EventSource's
+   * own reconnections send it, newer than the URL's). Like the header, a value longer than
+   * 1024 characters is ignored. Source functions and channels see it as `lastEventId`.
+   * @default none: only the header is read
+   */
+  lastEventIdQuery: Type.Optional(Type.String({ minLength: 1, maxLength: 256, errorMessage: 'must be a query parameter name (a non-empty string)' }))
 })
 /** Options of the fastify-conduit plugin. */
 export type FastifyConduitOptions = Static<typeof FastifyConduitOptionsSchema>

@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { expect, test } from 'tstyche'
 import fastifyConduit, { memoryBus } from 'fastify-conduit'
-import type { Bus, Channel, ChannelMessage, ChannelSubscription, SSEStats } from 'fastify-conduit'
+import type { Bus, Channel, ChannelMessage, ChannelSelection, ChannelSubscription, SSEStats } from 'fastify-conduit'
 import { redisBus } from 'fastify-conduit/redis'
 
 const Headline = Type.Object({ title: Type.String(), rank: Type.Optional(Type.Integer()) })
@@ -17,6 +17,8 @@ test('register takes a bus and maxBufferedBytes', () => {
   expect(app.register(fastifyConduit, { bus: redisBus({ url: 'redis://127.0.0.1:6379' }) })).type.not.toRaiseError()
   expect(app.register(fastifyConduit, { bus: 'redis' })).type.toRaiseError("'string' is not assignable")
   expect(app.register(fastifyConduit, { maxBufferedBytes: '4MB' })).type.toRaiseError("'string' is not assignable")
+  expect(app.register(fastifyConduit, { lastEventIdQuery: 'lastEventId' })).type.not.toRaiseError()
+  expect(app.register(fastifyConduit, { lastEventIdQuery: true })).type.toRaiseError("'boolean' is not assignable")
   expect(memoryBus()).type.toBe<Bus>()
   expect(memoryBus({ history: 10 })).type.toBe<Bus>()
 })
@@ -89,4 +91,27 @@ test('stats count channel traffic', () => {
   expect(app.sse.stats().sentEvents).type.toBe<number>()
   expect(app.sse.stats().slowDisconnects).type.toBe<number>()
   expect(app.sse.stats().queuedBytes).type.toBe<number>()
+})
+
+test('where() takes a predicate over the typed message; the selection streams and subscribes like the channel', () => {
+  const news = app.sse.channel('news', { schema: { headline: Headline, done: Done } })
+  const ranked = news.where((message) => message.event === 'headline' && message.data.rank === 1)
+  expect(ranked).type.toBe<ChannelSelection<NewsEvents>>()
+  expect(ranked.where((message) => message.event === 'done' && message.data.reason === 'stop')).type.toBe<ChannelSelection<NewsEvents>>()
+  expect(ranked.subscribe({ lastEventId: '1-1' })).type.toBe<ChannelSubscription<ChannelMessage<NewsEvents>>>()
+  expect(news.where((message) => {
+    expect(message).type.toBe<ChannelMessage<NewsEvents>>()
+    return message.id !== ''
+  })).type.toBe<ChannelSelection<NewsEvents>>()
+  app.get('/ranked', (request, reply) => {
+    expect(reply.sse(ranked)).type.toBe<Promise<void>>()
+    expect(reply.sse(news.subscribe({ lastEventId: '1-1' }))).type.toBe<Promise<void>>()
+  })
+  // Narrowed by the event name only: before that, data is either event's.
+  expect(news.where((message) => message.data.title === 'x')).type.toRaiseError('does not exist')
+  expect(news.where((message) => message.event === 'headline' && message.data.reason === 'stop')).type.toRaiseError('does not exist')
+  expect(news.where((message) => message.event === 'headlin')).type.toRaiseError('no overlap')
+  expect(news.where((message) => message.data)).type.toRaiseError('not assignable')
+  expect(news.where('headline')).type.toRaiseError('not assignable')
+  expect(app.sse.channel('room').where((message) => message.data === 'x')).type.toBe<ChannelSelection>()
 })

@@ -1,6 +1,8 @@
 import { Type } from '@sinclair/typebox'
 import { expect, test } from 'tstyche'
 import {
+  ClientEventTooLargeError,
+  ClientIdleTimeoutError,
   ClientInvalidDataError,
   connect,
   EventStreamParser,
@@ -8,7 +10,10 @@ import {
   type ClientEventStream,
   type ConduitEvent,
   type EventStream,
+  type GapInfo,
+  type HeadersOption,
   type ParsedEvent,
+  type ParserOptions,
   type ReconnectInfo
 } from 'fastify-conduit/client'
 
@@ -84,12 +89,44 @@ test('options are typed', () => {
   expect(connect).type.not.toBeCallableWith(42)
 })
 
+test('headers: given, or made per attempt by a sync or async function', () => {
+  expect(connect).type.toBeCallableWith('http://x/', { headers: [['a', '1']] })
+  expect(connect).type.toBeCallableWith('http://x/', { headers: () => ({ authorization: 'Bearer t' }) })
+  expect(connect).type.toBeCallableWith('http://x/', { headers: async () => new Headers({ a: '1' }) })
+  expect(connect).type.toBeCallableWith('http://x/', { headers: () => Promise.resolve([['a', '1']] as Array<[string, string]>) })
+  expect(connect).type.not.toBeCallableWith('http://x/', { headers: () => 42 })
+  expect(connect).type.not.toBeCallableWith('http://x/', { headers: async () => 'Bearer t' })
+  expect(connect).type.not.toBeCallableWith('http://x/', { headers: (token: string) => ({ authorization: token }) })
+  expect<HeadersOption>().type.toBeAssignableFrom<() => Promise<Record<string, string>>>()
+})
+
+test('idleTimeout: milliseconds or false; maxEventSize: bytes', () => {
+  expect(connect).type.toBeCallableWith('http://x/', { idleTimeout: 45_000, maxEventSize: 1024 })
+  expect(connect).type.toBeCallableWith('http://x/', { idleTimeout: false })
+  expect(connect).type.not.toBeCallableWith('http://x/', { idleTimeout: true })
+  expect(connect).type.not.toBeCallableWith('http://x/', { idleTimeout: '45s' })
+  expect(connect).type.not.toBeCallableWith('http://x/', { maxEventSize: false })
+  expect(connect).type.not.toBeCallableWith('http://x/', { maxEventSize: '1MB' })
+})
+
+test('onGap: told the Last-Event-ID after which events were lost', () => {
+  expect(connect).type.toBeCallableWith('http://x/', {
+    onGap: (info: GapInfo) => { expect(info.lastEventId).type.toBe<string>() }
+  })
+  expect(connect).type.toBeCallableWith('http://x/', { onGap: () => {} })
+  expect(connect).type.not.toBeCallableWith('http://x/', { onGap: (info: { lastEventId: number }) => info })
+  expect(connect).type.not.toBeCallableWith('http://x/', { onGap: true })
+})
+
 test('errors carry code, type and their fields', () => {
   const error = new ClientInvalidDataError('token', '/text', 'Expected string')
   expect(error.code).type.toBe<string>()
   expect(error.type).type.toBe<ConduitClientErrorType>()
   expect(error.path).type.toBe<string>()
   expect(error).type.toBeAssignableTo<Error>()
+  expect(new ClientEventTooLargeError(10).maxEventSize).type.toBe<number>()
+  expect(new ClientIdleTimeoutError(10).idleTimeout).type.toBe<number>()
+  expect<ConduitClientErrorType>().type.toBeAssignableFrom<'event-too-large' | 'idle-timeout'>()
 })
 
 test('the parser', () => {
@@ -98,4 +135,9 @@ test('the parser', () => {
   expect(parser.lastEventId).type.toBe<string>()
   expect(parser.retry).type.toBe<number | undefined>()
   expect(parser.feed).type.not.toBeCallableWith('data: a\n\n')
+  expect(parser.feed).type.toBeCallableWith(new Uint8Array(), [] as ParsedEvent[])
+  const options: ParserOptions = { maxEventSize: 1024, onComment: (comment) => { expect(comment).type.toBe<string>() } }
+  expect(EventStreamParser).type.toBeConstructableWith('', options)
+  expect(EventStreamParser).type.not.toBeConstructableWith('', { maxEventSize: '1MB' })
+  expect(EventStreamParser).type.not.toBeConstructableWith({ maxEventSize: 10 })
 })

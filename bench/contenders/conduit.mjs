@@ -1,6 +1,8 @@
 // fastify-conduit, used as the contract documents it. Variants for a stream: 'sync' yields from
 // a sync generator; 'noschema' declares no schema.sse (no validation, JSON.stringify), to
-// measure what validation and the compiled serializer cost. A broadcast uses a channel.
+// measure what validation and the compiled serializer cost. A broadcast uses a channel:
+// reply.sse(channel), or with variant 'where' a filter passing half the events, 'subscribe'
+// reply.sse(channel.subscribe()), 'iterate' subscribe() iterated in a generator.
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { aborted, LISTEN, tick, unavailable } from '../workload.mjs'
@@ -35,7 +37,19 @@ export async function start ({ scenario, kind, variant }, hooks) {
 
   if (typeof app.sse?.channel === 'function') {
     const channel = app.sse.channel('bench', { schema: { tick: Tick } })
-    app.get('/sse', (request, reply) => reply.sse(channel))
+    if (variant === 'where') {
+      if (typeof channel.where !== 'function') throw unavailable('channel.where() is not in this build yet')
+      // Passes half the events (the even ticks), evaluated per subscriber per event.
+      app.get('/sse', (request, reply) => reply.sse(channel.where((message) => message.data.i % 2 === 0)))
+    } else if (variant === 'subscribe') {
+      app.get('/sse', (request, reply) => reply.sse(channel.subscribe()))
+    } else if (variant === 'iterate') {
+      app.get('/sse', (request, reply) => reply.sse(async function * ({ signal }) {
+        for await (const message of channel.subscribe({ signal })) yield message
+      }))
+    } else {
+      app.get('/sse', (request, reply) => reply.sse(channel))
+    }
     await app.listen(LISTEN)
     return {
       port: app.server.address().port,

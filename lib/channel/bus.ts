@@ -23,7 +23,10 @@ export interface BusEntry {
 
 /** What the bus still holds after a Last-Event-ID. */
 export interface BusReplay {
-  /** The entries after `afterId`, or all retained ones when `complete` is false, oldest first. */
+  /**
+   * The entries after `afterId`, or the retained ones from the oldest when `complete` is false,
+   * oldest first: `limit` of them when the call gave one, fewer only when no more are retained.
+   */
   readonly entries: readonly BusEntry[]
   /**
    * True when `afterId` is within the retained history, so `entries` is exactly what came after
@@ -76,8 +79,14 @@ export interface Bus {
   publish (channel: string, body: string, history: number, json?: string): Promise<string>
   /** Registers a live listener on `channel`. */
   listen (channel: string, listener: BusListener): BusListening
-  /** What `channel` retains after `afterId` (see {@link BusReplay.complete}). */
-  replay (channel: string, afterId: string): Promise<BusReplay>
+  /**
+   * What `channel` retains after `afterId` (see {@link BusReplay.complete}): at most `limit`
+   * entries, and exactly `limit` unless fewer are retained. Channels read a long replay page
+   * by page, each page after the last id of the one before, so that a resuming subscriber
+   * never holds the whole history. A bus that ignores `limit` still works (channels then read
+   * one page more, empty), without that bound.
+   */
+  replay (channel: string, afterId: string, limit?: number): Promise<BusReplay>
   /** Orders two ids of one channel: negative, zero or positive like a sort comparator. */
   compare (a: string, b: string): number
   /**

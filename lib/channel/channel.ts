@@ -1,17 +1,18 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { publishBusError } from '../diagnostics.js'
 import { ClosedError, InvalidOptionError } from '../errors.js'
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
 import type { Bus, BusListening } from './bus.js'
-import { channelEntry, decodeMessage, isChannelFrame } from './decode-entry.js'
+import { channelEntry, isChannelFrame } from './decode-entry.js'
 import { entryBody, entryJson } from './encode-entry.js'
 import { FanOut } from './fan-out.js'
-import type { ChannelCounters, SinkReceiver } from './fan-out.js'
+import type { ChannelCounters } from './fan-out.js'
 import { noop } from './noop.js'
 import { ReplaySeam } from './replay-seam.js'
-import type { Receiver } from './replay-seam.js'
-import { Subscription } from './subscription.js'
+import { Subscriber } from './subscriber.js'
+import type { Predicate, SubscriberHost } from './subscriber.js'
 import type {
   ChannelMessage,
   ChannelPublishMessage,
@@ -20,13 +21,11 @@ import type {
 } from './types.js'
 
 export type { ChannelCounters } from './fan-out.js'
+export { GAP_FRAME } from './subscriber.js'
 
-/**
- * Written before a replay that could not start right after the client's Last-Event-ID (older
- * than the history, or unknown). A comment frame: EventSource ignores it, so applications need
- * not handle anything; a client that reads comments learns that events were missed.
- */
-export const GAP_FRAME = ': gap\n\n'
+// A selection's ways into its channel: internal, not methods users see.
+const kAttachWhere = Symbol('fastify-conduit.attachWhere')
+const kSubscribeWhere = Symbol('fastify-conduit.subscribeWhere')
 
 /** What the plugin resolved for one channel. */
 export interface ChannelSettings {
@@ -68,7 +67,8 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   readonly #log: FastifyBaseLogger
   readonly #onClose: () => void
   readonly #seam: ReplaySeam
-  readonly #fanOut: FanOut<ChannelMessage<Events>>
+  readonly #fanOut: FanOut
+  readonly #host: SubscriberHost
   #listening: BusListening | undefined
   #closed = false
   /**
@@ -106,6 +106,15 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       malformed: (id) => this.#malformed(id)
     })
     this.#fanOut = new FanOut(this.name, this.#maxBufferedBytes, this.#counters, this.#log, this.#seam)
+    this.#host = {
+      name: this.name,
+      maxBufferedBytes: this.#maxBufferedBytes,
+      counters: this.#counters,
+      log: this.#log,
+      fanOut: this.#fanOut,
+      seam: this.#seam,
+      release: () => this.#release()
+    }
   }
 
   /**
@@ -125,7 +134,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     this.#publishing = body
     const published = this.#bus.publish(this.name, body, this.#history, json)
     this.#publishing = undefined
-    const id = await published
+    const id = await published.catch((err: unknown) => {
+      publishBusError('publish', this.name, err)
+      throw err
+    })
     this.#counters.publishedEvents++
     return id
   }
@@ -134,7 +146,11 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    * Iterates the channel's messages: those after `lastEventId` still in the history first,
    * then live ones, with no gap and no duplicate between the two. Ends when `signal` aborts,
    * the loop breaks, or the server closes. A consumer more than `maxBufferedBytes` behind gets
-   * a SlowSubscriberError from `next()`; resubscribe with the last id it received.
+   * a SlowSubscriberError from `next()`; resubscribe with the last id it received. The replay
+   * waits for the consumer rather than queueing past that bound.
+   *
+   * Handed to `reply.sse`, the subscription streams as `reply.sse(channel)` does (shared bytes,
+   * no per-message promise), from its own `lastEventId` (not the request's).
    *
    * @example
    * for await (const message of news.subscribe({ lastEventId, signal })) {
@@ -142,47 +158,24 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    * }
    */
   subscribe (options: SubscribeOptions = {}): ChannelSubscription<ChannelMessage<Events>> {
-    const { lastEventId, signal } = options
-    if (lastEventId !== undefined && typeof lastEventId !== 'string') {
-      throw new InvalidOptionError('lastEventId', 'must be a string')
-    }
-    const fanOut = this.#fanOut
-    const onAbort = (): void => { subscription.return() }
-    const receiver: Receiver = {
-      left: false,
-      pending: [],
-      pendingBytes: 0,
-      after: undefined,
-      write: (entries, gap) => {
-        if (gap) subscription.markGap()
-        for (const entry of entries) {
-          fanOut.push(subscription, decodeMessage(entry, this.name, this.#log), entry.frame.length)
-        }
-      },
-      live: () => { fanOut.addIterator(subscription) },
-      close: () => subscription.end(),
-      drop: () => fanOut.tooSlow(subscription)
-    }
-    const subscription = new Subscription<ChannelMessage<Events>>(this.#maxBufferedBytes, () => {
-      receiver.left = true
-      signal?.removeEventListener('abort', onAbort)
-      fanOut.deleteIterator(subscription)
-      this.#seam.leave(receiver)
-      this.#release()
-    })
-    if (this.#closed || signal?.aborted === true) {
-      subscription.end()
-      subscription.ready = Promise.resolve()
-      return subscription
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-    subscription.ready = this.#seam.join(receiver, lastEventId).catch((err: Error) => {
-      subscription.fail(err)
-      throw err
-    })
-    // Awaiting `ready` is optional: its failure also reaches the consumer through next().
-    subscription.ready.catch(noop)
-    return subscription
+    return this.#subscribe(options, undefined)
+  }
+
+  /**
+   * A view of this channel that gives each subscriber only the messages `predicate` returns
+   * `true` for: per-subscriber authorization on the shared fast path. The predicate gets the
+   * message as `subscribe()` gives it (`{ event, data, id }`, typed from the schema), parsed
+   * once per event for all subscribers; it runs once per subscriber per event, on replay as
+   * on live delivery, and the stream still gets the bytes formatted once (no per-subscriber
+   * serialization). A predicate that throws ends that subscriber only (logged); data that
+   * cannot be parsed (see the README) is never selected. Chained `where()`s must all pass.
+   *
+   * @example
+   * app.get('/orders', (request, reply) =>
+   *   reply.sse(orders.where((message) => message.data.userId === request.user.id)))
+   */
+  where (predicate: (message: ChannelMessage<Events>) => boolean): ChannelSelection<Events> {
+    return new ChannelSelection(this, checkPredicate(predicate))
   }
 
   /**
@@ -190,50 +183,50 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    * streams live. Resolves when the stream ends.
    */
   [kAttach] (sink: StreamSink): Promise<void> {
-    const lastEventId = sink.lastEventId
+    return this[kAttachWhere](sink, undefined)
+  }
+
+  /** A stream's subscriber, selected by `filter` when given; see {@link ChannelSelection}. */
+  [kAttachWhere] (sink: StreamSink, filter: Predicate | undefined): Promise<void> {
     if (this.#closed || sink.ended) {
       sink.stop()
       return Promise.resolve()
     }
-    return new Promise((resolve) => {
-      const detach = (): void => {
-        if (receiver.left) return
-        receiver.left = true
-        this.#fanOut.deleteSink(receiver)
-        this.#seam.leave(receiver)
-        this.#release()
-        resolve()
-      }
-      const receiver: SinkReceiver = {
-        sink,
-        left: false,
-        pending: [],
-        pendingBytes: 0,
-        after: undefined,
-        write: (entries, gap) => {
-          if (gap) sink.writeFrame(GAP_FRAME)
-          for (const entry of entries) sink.writeFrame(entry.frame)
-          this.#counters.sentEvents += entries.length
-        },
-        live: () => { this.#fanOut.addSink(receiver) },
-        close: () => {
-          detach()
-          sink.stop()
-        },
-        drop: () => {
-          detach()
-          this.#counters.slowDisconnects++
-          this.#log.warn({ channel: this.name, queued: sink.queued },
-            'fastify-conduit: a channel subscriber fell behind maxBufferedBytes; disconnected (it can resume with Last-Event-ID)')
-          sink.abort()
-        }
-      }
-      sink.onEnd(detach)
-      this.#seam.join(receiver, lastEventId).catch((err: unknown) => {
-        if (!receiver.left) this.#log.error({ err, channel: this.name }, 'fastify-conduit: channel subscription failed; the stream ends')
-        receiver.close()
+    const subscriber = new Subscriber(this.#host, filter)
+    const streaming = subscriber.stream(sink)
+    subscriber.lastEventId = sink.lastEventId
+    this.#seam.join(subscriber, sink.lastEventId).catch((err: Error) => subscriber.failed(err))
+    return streaming
+  }
+
+  /** An iterator's subscriber, selected by `filter` when given; see {@link subscribe}. */
+  #subscribe (options: SubscribeOptions, filter: Predicate | undefined): ChannelSubscription<ChannelMessage<Events>> {
+    const { lastEventId, signal } = options
+    if (lastEventId !== undefined && typeof lastEventId !== 'string') {
+      throw new InvalidOptionError('lastEventId', 'must be a string')
+    }
+    const subscriber = new Subscriber(this.#host, filter)
+    const subscription = subscriber.iterate(signal)
+    if (this.#closed || signal?.aborted === true) {
+      subscription.end()
+      subscription.ready = Promise.resolve()
+      return subscription as ChannelSubscription<ChannelMessage<Events>>
+    }
+    subscription.ready = new Promise((resolve, reject) => {
+      subscriber.lastEventId = lastEventId
+      this.#seam.join(subscriber, lastEventId, resolve).then(resolve, (err: Error) => {
+        subscriber.failed(err)
+        reject(err)
       })
     })
+    // Awaiting `ready` is optional: its failure also reaches the consumer through next().
+    subscription.ready.catch(noop)
+    return subscription as ChannelSubscription<ChannelMessage<Events>>
+  }
+
+  /** `where(…).subscribe()`. */
+  [kSubscribeWhere] (options: SubscribeOptions, filter: Predicate): ChannelSubscription<ChannelMessage<Events>> {
+    return this.#subscribe(options, filter)
   }
 
   /**
@@ -280,4 +273,58 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   #malformed (id: string): void {
     this.#log.warn({ channel: this.name, id }, 'fastify-conduit: a bus entry is not a channel frame; skipped')
   }
+}
+
+/**
+ * What `channel.where(predicate)` returns: the channel as seen by one subscriber, each message
+ * going through `predicate` first. Stream it with `reply.sse(selection)`, iterate it with
+ * `selection.subscribe()`, narrow it with another `where()`. Cheap to make: one per request.
+ */
+export class ChannelSelection<Events extends EventSchemas | undefined = undefined> implements AttachableSource {
+  readonly #channel: Channel<Events>
+  readonly #filter: Predicate
+
+  constructor (channel: Channel<Events>, filter: Predicate) {
+    this.#channel = channel
+    this.#filter = filter
+  }
+
+  /** The channel's name. */
+  get name (): string {
+    return this.#channel.name
+  }
+
+  /**
+   * This selection narrowed further: a message must pass both predicates.
+   *
+   * @example
+   * reply.sse(orders.where(ownedBy(user)).where((message) => message.event === 'shipped'))
+   */
+  where (predicate: (message: ChannelMessage<Events>) => boolean): ChannelSelection<Events> {
+    const first = this.#filter as (message: ChannelMessage<Events>) => boolean
+    checkPredicate(predicate)
+    const second = predicate
+    return new ChannelSelection(this.#channel, ((message: ChannelMessage<Events>) => first(message) === true && second(message) === true) as Predicate)
+  }
+
+  /**
+   * `channel.subscribe(options)`, with only the messages this selection passes (replayed ones
+   * too).
+   *
+   * @example
+   * for await (const message of orders.where(ownedBy(user)).subscribe({ signal })) { … }
+   */
+  subscribe (options: SubscribeOptions = {}): ChannelSubscription<ChannelMessage<Events>> {
+    return this.#channel[kSubscribeWhere](options, this.#filter)
+  }
+
+  /** `reply.sse(selection)`: as `reply.sse(channel)`, filtered. */
+  [kAttach] (sink: StreamSink): Promise<void> {
+    return this.#channel[kAttachWhere](sink, this.#filter)
+  }
+}
+
+function checkPredicate<Message> (predicate: (message: Message) => boolean): Predicate {
+  if (typeof predicate !== 'function') throw new InvalidOptionError('predicate', 'must be a function of the message returning a boolean')
+  return predicate as Predicate
 }

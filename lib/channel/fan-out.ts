@@ -1,10 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { publishSlowSubscriber } from '../diagnostics.js'
 import { SlowSubscriberError } from '../errors.js'
-import type { StreamSink } from '../stream/sink.js'
 import { decodeMessage } from './decode-entry.js'
 import type { Entry } from './decode-entry.js'
-import type { Receiver, ReplaySeam } from './replay-seam.js'
-import type { Subscription } from './subscription.js'
+import type { ReplaySeam } from './replay-seam.js'
+import type { Subscriber } from './subscriber.js'
 
 /** Counters shared by the channels of one Fastify instance (see `app.sse.stats()`). */
 export interface ChannelCounters {
@@ -13,26 +13,32 @@ export interface ChannelCounters {
   slowDisconnects: number
 }
 
-/** A stream's receiver: on the live path, its sink gets the shared bytes. */
-export interface SinkReceiver extends Receiver {
-  readonly sink: StreamSink
+/** The Buffer of one selection of a batch's entries, shared by the streams that selected alike. */
+interface Selection {
+  readonly mask: Buffer
+  readonly bytes: Buffer
 }
 
 /**
  * The live path of one channel on this instance. What the bus delivers within one event-loop
  * turn becomes one batch; the batch goes, as one Buffer, to every live stream, and, parsed once
- * per entry, to every live iterator. A subscriber that falls more than `maxBufferedBytes`
- * behind is cut off rather than holding the others back or making the server buffer without
- * bound.
+ * per entry, to every live iterator. Streams with a `where()` filter get the entries it selects,
+ * as slices of that same Buffer: their filters run on the messages parsed once, and streams
+ * that select the same entries share one Buffer. A subscriber that falls more than
+ * `maxBufferedBytes` behind is cut off rather than holding the others back or making the
+ * server buffer without bound.
  */
-export class FanOut<Message> {
+export class FanOut {
   readonly #channel: string
   readonly #maxBufferedBytes: number
   readonly #counters: ChannelCounters
   readonly #log: FastifyBaseLogger
   readonly #seam: ReplaySeam
-  readonly #sinks = new Set<SinkReceiver>()
-  readonly #iterators = new Set<Subscription<Message>>()
+  /** Streams without a filter: the hot path. */
+  readonly #sinks = new Set<Subscriber>()
+  /** Streams with a filter. */
+  readonly #selective = new Set<Subscriber>()
+  readonly #iterators = new Set<Subscriber>()
   #entries: Entry[] = []
   #batch = ''
   #flushScheduled = false
@@ -45,9 +51,9 @@ export class FanOut<Message> {
     this.#seam = seam
   }
 
-  /** Live subscribers of either kind. */
+  /** Live subscribers of every kind. */
   get size (): number {
-    return this.#sinks.size + this.#iterators.size
+    return this.#sinks.size + this.#selective.size + this.#iterators.size
   }
 
   /** Adds a live entry to this turn's batch; the batch is flushed when the event loop turns. */
@@ -74,43 +80,46 @@ export class FanOut<Message> {
     this.#entries = []
     this.#batch = ''
     this.#seam.hold(entries, batch.length)
-    if (this.#sinks.size > 0) this.#broadcast(entries.length, Buffer.from(batch))
-    if (this.#iterators.size > 0) this.#deliver(entries)
+    let bytes: Buffer | undefined
+    if (this.#sinks.size > 0) {
+      bytes = Buffer.from(batch)
+      this.#broadcast(entries.length, bytes)
+    }
+    if (this.#selective.size > 0 || this.#iterators.size > 0) {
+      // Parsed once per entry, whatever the number of filters and iterators.
+      const messages = entries.map(this.#decode)
+      if (this.#selective.size > 0) this.#select(entries, messages, bytes ?? Buffer.from(batch))
+      if (this.#iterators.size > 0) this.#deliver(entries, messages)
+    }
     // After the shared paths, so that a receiver settling now does not get this batch twice.
     this.#seam.settle(entries)
     return entries
   }
 
-  addSink (receiver: SinkReceiver): void {
-    this.#sinks.add(receiver)
+  /** Puts a subscriber on the live path of its kind. */
+  subscribe (subscriber: Subscriber): void {
+    if (subscriber.sink === undefined) this.#iterators.add(subscriber)
+    else if (subscriber.filter === undefined) this.#sinks.add(subscriber)
+    else this.#selective.add(subscriber)
   }
 
-  deleteSink (receiver: SinkReceiver): void {
-    this.#sinks.delete(receiver)
-  }
-
-  addIterator (subscription: Subscription<Message>): void {
-    this.#iterators.add(subscription)
-  }
-
-  deleteIterator (subscription: Subscription<Message>): void {
-    this.#iterators.delete(subscription)
-  }
-
-  /** Queues one message in an iterator, counting it as sent unless the iterator is cut off. */
-  push (subscription: Subscription<Message>, message: Message | undefined, size: number): void {
-    if (message !== undefined && subscription.push(message, size, this.#overflow)) this.#counters.sentEvents++
-  }
-
-  /** Cuts off an iterator that fell behind while joining. */
-  tooSlow (subscription: Subscription<Message>): void {
-    subscription.fail(this.#overflow())
+  /** Takes a subscriber off the live path; true if it was on it. */
+  unsubscribe (subscriber: Subscriber): boolean {
+    return this.#sinks.delete(subscriber) || this.#selective.delete(subscriber) || this.#iterators.delete(subscriber)
   }
 
   /** Ends every live subscriber: the channel closes. */
   close (): void {
-    for (const receiver of this.#sinks) receiver.close()
-    for (const subscription of this.#iterators) subscription.end()
+    for (const subscribers of [this.#sinks, this.#selective, this.#iterators]) {
+      for (const subscriber of subscribers) subscriber.close()
+    }
+  }
+
+  /** The error an iterator too far behind gets, counted. */
+  readonly overflow = (): Error => {
+    this.#counters.slowDisconnects++
+    publishSlowSubscriber(this.#channel, 'iterator', this.#maxBufferedBytes)
+    return new SlowSubscriberError(this.#channel, this.#maxBufferedBytes)
   }
 
   /**
@@ -119,28 +128,100 @@ export class FanOut<Message> {
    * nor make the server buffer without bound. An idle one always gets the batch, however big.
    */
   #broadcast (count: number, bytes: Buffer): void {
-    const max = this.#maxBufferedBytes
-    const size = bytes.length
-    for (const receiver of this.#sinks) {
-      const queued = receiver.sink.queued
-      if (queued > 0 && queued + size > max) receiver.drop()
-      else receiver.sink.writeBytes(bytes)
-    }
+    for (const subscriber of this.#sinks) this.#send(subscriber, bytes)
     this.#counters.sentEvents += count * this.#sinks.size
   }
 
-  /** Iterators get messages parsed once per entry, shared by all of them. */
-  #deliver (entries: Entry[]): void {
-    for (const entry of entries) {
-      const message = decodeMessage<Message>(entry, this.#channel, this.#log)
-      if (message === undefined) continue
-      const size = entry.frame.length
-      for (const subscription of this.#iterators) this.push(subscription, message, size)
+  #send (subscriber: Subscriber, bytes: Buffer): void {
+    const sink = subscriber.sink as NonNullable<Subscriber['sink']>
+    const queued = sink.queued
+    if (queued > 0 && queued + bytes.length > this.#maxBufferedBytes) subscriber.drop()
+    else sink.writeBytes(bytes)
+  }
+
+  /**
+   * Filtered streams: each filter runs once per entry on the shared parsed message, which
+   * gives the stream's selection (a mask over the batch). The entries a selection keeps are
+   * copied once out of the batch's Buffer, and that Buffer is written to every stream with the
+   * same selection: a filter that passes half the events to a thousand streams costs one copy,
+   * not a thousand. A stream that selects everything gets the batch's own Buffer.
+   */
+  #select (entries: readonly Entry[], messages: readonly unknown[], bytes: Buffer): void {
+    const count = entries.length
+    const mask = Buffer.alloc(count)
+    const selections = new Map<number, Selection[]>()
+    let ends: number[] | undefined
+    for (const subscriber of this.#selective) {
+      let selected = 0
+      let hash = 0
+      for (let i = 0; i < count; i++) {
+        const keep = subscriber.selects(messages[i]) ? 1 : 0
+        mask[i] = keep
+        selected += keep
+        hash = (Math.imul(hash, 31) + keep + 1) | 0
+      }
+      if (subscriber.left || selected === 0) continue
+      if (selected === count) {
+        this.#send(subscriber, bytes)
+      } else {
+        let alike = selections.get(hash)
+        if (alike === undefined) {
+          alike = []
+          selections.set(hash, alike)
+        }
+        let selection = alike.find((other) => other.mask.equals(mask))
+        if (selection === undefined) {
+          ends ??= byteEnds(entries)
+          selection = { mask: Buffer.from(mask), bytes: slice(bytes, mask, ends) }
+          alike.push(selection)
+        }
+        this.#send(subscriber, selection.bytes)
+      }
+      this.#counters.sentEvents += selected
     }
   }
 
-  readonly #overflow = (): Error => {
-    this.#counters.slowDisconnects++
-    return new SlowSubscriberError(this.#channel, this.#maxBufferedBytes)
+  /** Iterators get messages parsed once per entry, shared by all of them (and by filters). */
+  #deliver (entries: readonly Entry[], messages: readonly unknown[]): void {
+    for (let i = 0; i < entries.length; i++) {
+      const message = messages[i]
+      if (message === undefined) continue
+      const frame = entries[i].frame
+      for (const subscriber of this.#iterators) {
+        if (subscriber.selects(message)) subscriber.push(message, frame)
+      }
+    }
   }
+
+  readonly #decode = (entry: Entry): unknown => decodeMessage(entry, this.#channel, this.#log)
+}
+
+/** Where each entry's frame ends in the batch's Buffer, in bytes. */
+function byteEnds (entries: readonly Entry[]): number[] {
+  const ends: number[] = []
+  let end = 0
+  for (const entry of entries) {
+    end += Buffer.byteLength(entry.frame)
+    ends.push(end)
+  }
+  return ends
+}
+
+/** The entries `mask` keeps, copied out of `bytes` run by run into one Buffer. */
+function slice (bytes: Buffer, mask: Buffer, ends: readonly number[]): Buffer {
+  const runs: Buffer[] = []
+  let length = 0
+  let i = 0
+  while (i < mask.length) {
+    if (mask[i] === 0) {
+      i++
+      continue
+    }
+    const start = i === 0 ? 0 : ends[i - 1]
+    while (i < mask.length && mask[i] === 1) i++
+    const run = bytes.subarray(start, ends[i - 1])
+    runs.push(run)
+    length += run.length
+  }
+  return Buffer.concat(runs, length)
 }

@@ -1,6 +1,6 @@
 export { memoryBus } from './memory-bus.js'
 export type { MemoryBusOptions } from './memory-bus.js'
-export type { Channel } from './channel.js'
+export type { Channel, ChannelSelection } from './channel.js'
 export type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from './bus.js'
 export type {
   ChannelMessage,

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { Static } from '@sinclair/typebox'
 import { ClosedError } from '../errors.js'
-import { compileOptions, History } from '../options.js'
+import { compileOptions, History, HistoryTtl } from '../options.js'
 import { compareStreamIds, STREAM_ID } from './bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusReplay } from './bus.js'
 import { noop } from './noop.js'
@@ -11,22 +11,40 @@ export const MemoryBusOptionsSchema = Type.Object({
    * Events kept per channel for replay, when the channel does not set its own `history`.
    * @default 1000
    */
-  history: Type.Optional(History({ default: 1000 }))
+  history: Type.Optional(History({ default: 1000 })),
+  /**
+   * Milliseconds a channel's history is kept after its last publish; `false` keeps it for
+   * good. Per-room and per-user channels then do not accumulate: a channel quiet for this long
+   * loses its history (a Last-Event-ID from before reads as a gap) and, once nobody listens
+   * to it, is forgotten. Checked every `ttl` (at most every minute) while the bus is in use.
+   * @default 86400000 (24 hours)
+   */
+  ttl: Type.Optional(HistoryTtl({ default: 86_400_000 }))
 })
 /** Options of {@link memoryBus}. */
 export type MemoryBusOptions = Static<typeof MemoryBusOptionsSchema>
 
 const checkMemoryBusOptions = compileOptions('memoryBus options', MemoryBusOptionsSchema)
 
-/** One channel's retained entries: a ring of `capacity` slots, sequence numbers contiguous. */
+/**
+ * One channel's retained entries: a ring of `capacity` slots, sequence numbers contiguous,
+ * starting after `last` (a stream made anew, or expired, goes on after every sequence number
+ * the bus issued: its ids stay above any a client may hold).
+ */
 class MemoryStream {
   readonly listeners = new Set<BusListener>()
+  /** When the last entry was appended (ms since the epoch). */
+  published = 0
   #ring: BusEntry[] = []
   #capacity = 0
   /** Sequence number of the oldest retained entry. */
-  #first = 1
+  #first: number
   /** Sequence number the next entry gets. */
-  #next = 1
+  #next: number
+
+  constructor (last: number) {
+    this.#first = this.#next = last + 1
+  }
 
   get last (): number {
     return this.#next - 1
@@ -45,17 +63,19 @@ class MemoryStream {
     return id
   }
 
-  /** Retained entries with a sequence number above `after`, oldest first. */
-  since (after: number): BusEntry[] {
+  /** Retained entries with a sequence number above `after`, oldest first, at most `limit`. */
+  since (after: number, limit = Infinity): BusEntry[] {
     const entries: BusEntry[] = []
-    for (let seq = Math.max(after + 1, this.#first); seq <= this.last; seq++) {
+    const from = Math.max(after + 1, this.#first)
+    const to = Math.min(this.last, from + limit - 1)
+    for (let seq = from; seq <= to; seq++) {
       entries.push(this.#ring[seq % this.#capacity])
     }
     return entries
   }
 
-  /** Drops every retained entry; ids go on from where they were. */
-  clear (): void {
+  /** Drops every entry; sequence numbers go on where they were. */
+  expire (): void {
     this.#ring = []
     this.#capacity = 0
     this.#first = this.#next
@@ -94,27 +114,39 @@ export function memoryBus (options: MemoryBusOptions = {}): Bus {
 
 class MemoryBus implements Bus {
   readonly history: number
+  readonly #ttl: number | false
   readonly #epoch = String(Date.now())
   readonly #streams = new Map<string, MemoryStream>()
   /** Resumable streams' record states (setState), each with its deadline (ms since the epoch). */
   readonly #states = new Map<string, { state: string, deadline: number }>()
   /** Channels due to be dropped (expire), with the timer that drops them. */
   readonly #expiries = new Map<string, NodeJS.Timeout>()
+  /** The highest sequence number issued on any channel. */
+  #last = 0
+  #sweeper: NodeJS.Timeout | undefined
   #users = 0
   #closed = false
 
   constructor (options: MemoryBusOptions) {
-    this.history = checkMemoryBusOptions(options).history ?? MemoryBusOptionsSchema.properties.history.default
+    const { history, ttl } = checkMemoryBusOptions(options)
+    const defaults = MemoryBusOptionsSchema.properties
+    this.history = history ?? defaults.history.default
+    this.#ttl = ttl ?? defaults.ttl.default
   }
 
   async ready (): Promise<void> {
     this.#users++
+    const ttl = this.#ttl
+    // Unref'd: a bus never keeps the process alive.
+    if (ttl !== false && this.#sweeper === undefined) this.#sweeper = setInterval(this.#sweep, Math.min(ttl, 60_000)).unref()
   }
 
   async publish (channel: string, body: string, history: number, json?: string): Promise<string> {
     if (this.#closed) throw new ClosedError('the bus')
     const stream = this.#stream(channel)
     const id = stream.append(this.#epoch, body, json, history)
+    this.#last = Math.max(this.#last, stream.last)
+    stream.published = Date.now()
     for (const listener of stream.listeners) listener(id, body, json)
     return id
   }
@@ -131,15 +163,15 @@ class MemoryBus implements Bus {
     return { ready: Promise.resolve(), stop: () => { stream.listeners.delete(listener) } }
   }
 
-  async replay (channel: string, afterId: string): Promise<BusReplay> {
+  async replay (channel: string, afterId: string, limit?: number): Promise<BusReplay> {
     const stream = this.#streams.get(channel)
     if (stream === undefined) return { entries: [], complete: false }
     const match = STREAM_ID.exec(afterId)
     const seq = match === null || match[1] !== this.#epoch ? NaN : Number(match[2])
     // Within history: nothing after afterId has been dropped (first - 1 is the newest entry
     // dropped, or 0), and afterId was issued (not beyond the last).
-    if (seq >= stream.first - 1 && seq <= stream.last) return { entries: stream.since(seq), complete: true }
-    return { entries: stream.since(0), complete: false }
+    if (seq >= stream.first - 1 && seq <= stream.last) return { entries: stream.since(seq, limit), complete: true }
+    return { entries: stream.since(0, limit), complete: false }
   }
 
   compare (a: string, b: string): number {
@@ -166,7 +198,7 @@ class MemoryBus implements Bus {
       if (stream === undefined) return
       // Its listeners (readers still attached) keep listening, to what comes next.
       if (stream.listeners.size === 0) this.#streams.delete(channel)
-      else stream.clear()
+      else stream.expire()
     }, ttl)
     // A pending expiry never holds the process open.
     timer.unref()
@@ -176,6 +208,7 @@ class MemoryBus implements Bus {
   async close (): Promise<void> {
     if (--this.#users > 0) return
     this.#closed = true
+    clearInterval(this.#sweeper)
     for (const stream of this.#streams.values()) stream.listeners.clear()
     for (const timer of this.#expiries.values()) clearTimeout(timer)
     this.#expiries.clear()
@@ -190,10 +223,20 @@ class MemoryBus implements Bus {
     return undefined
   }
 
+  /** Expires the history of channels quiet for `ttl`, and forgets those nobody listens to. */
+  readonly #sweep = (): void => {
+    const before = Date.now() - (this.#ttl as number)
+    for (const [channel, stream] of this.#streams) {
+      if (stream.published > before) continue
+      if (stream.listeners.size === 0) this.#streams.delete(channel)
+      else stream.expire()
+    }
+  }
+
   #stream (channel: string): MemoryStream {
     let stream = this.#streams.get(channel)
     if (stream === undefined) {
-      stream = new MemoryStream()
+      stream = new MemoryStream(this.#last)
       this.#streams.set(channel, stream)
     }
     return stream

@@ -21,7 +21,12 @@ export interface ChannelRegistrySettings {
 }
 
 interface Registered {
-  readonly channel: Channel<EventSchemas | undefined>
+  /**
+   * Held weakly: a channel that nothing else references (no subscriber, no publish under way,
+   * not kept by the application: a per-room channel made in a handler) has nothing to end,
+   * and is forgotten. The same name then makes a new one, with the same history on the bus.
+   */
+  readonly ref: WeakRef<Channel<EventSchemas | undefined>>
   readonly schema: EventSchemas | undefined
   readonly history: number
   readonly maxBufferedBytes: number
@@ -32,6 +37,13 @@ export class ChannelRegistry {
   readonly counters: ChannelCounters = { publishedEvents: 0, sentEvents: 0, slowDisconnects: 0 }
   readonly #settings: ChannelRegistrySettings
   readonly #channels = new Map<string, Registered>()
+  // A forgotten channel's name leaves the map once its channel is collected (unless the name
+  // was given to a new channel meanwhile).
+  readonly #forget = new FinalizationRegistry<string>((name) => {
+    /* c8 ignore next -- that the name went to a new channel before this ran cannot be staged */
+    if (this.#channels.get(name)?.ref.deref() === undefined) this.#channels.delete(name)
+  })
+
   #closed = false
 
   constructor (settings: ChannelRegistrySettings) {
@@ -50,10 +62,10 @@ export class ChannelRegistry {
     const { history = settings.bus.history, maxBufferedBytes = settings.maxBufferedBytes } = checkChannelOptions(options)
     const schema = options.schema
     const existing = this.#channels.get(name)
-    if (existing !== undefined) {
-      if (existing.history === history && existing.maxBufferedBytes === maxBufferedBytes && sameSchemas(existing.schema, schema)) {
-        return existing.channel
-      }
+    const alive = existing?.ref.deref()
+    if (alive !== undefined) {
+      const { history: kept, maxBufferedBytes: keptBytes, schema: keptSchema } = existing as Registered
+      if (kept === history && keptBytes === maxBufferedBytes && sameSchemas(keptSchema, schema)) return alive
       throw new InvalidChannelError(`"${name}" already exists with other options`)
     }
     const channel = new Channel<EventSchemas | undefined>({
@@ -65,29 +77,45 @@ export class ChannelRegistry {
       counters: this.counters,
       log: settings.log,
       onClose: () => {
-        if (this.#channels.get(name)?.channel === channel) this.#channels.delete(name)
+        // A channel closes once, while it is the one registered under its name.
+        this.#forget.unregister(channel)
+        this.#channels.delete(name)
       }
     })
-    this.#channels.set(name, { channel, schema, history, maxBufferedBytes })
+    this.#channels.set(name, { ref: new WeakRef(channel), schema, history, maxBufferedBytes })
+    this.#forget.register(channel, name, channel)
     return channel
   }
 
   /** Ends every channel: the server is closing. */
   close (): void {
     this.#closed = true
-    for (const { channel } of this.#channels.values()) channel.close()
+    for (const { ref } of this.#channels.values()) ref.deref()?.close()
   }
 }
 
 /**
- * Same event names, each with the same schema: the same object, or one that serializes alike
- * (a handler that writes `{ schema: { msg: Type.Object(...) } }` inline builds new objects per
- * call, and must still get its channel back).
+ * Same event names, each with the same schema: the same object, or one equal to it (a handler
+ * that writes `{ schema: { msg: Type.Object(...) } }` inline builds new objects per call, and
+ * must still get its channel back). Compared in place, stopping at the first difference:
+ * nothing is serialized, however often a handler asks.
  */
 function sameSchemas (a: EventSchemas | undefined, b: EventSchemas | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  return equalValues(a, b)
+}
+
+/**
+ * Deep equality of JSON-like values (schemas): own enumerable string keys, as JSON sees them
+ * (TypeBox's symbol-keyed `Kind` marks follow from its keywords).
+ */
+function equalValues (a: unknown, b: unknown): boolean {
   if (a === b) return true
-  if (a === undefined || b === undefined) return false
-  const names = Object.keys(a)
-  if (names.length !== Object.keys(b).length) return false
-  return names.every((name) => a[name] === b[name] || JSON.stringify(a[name]) === JSON.stringify(b[name]))
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  for (const key of keys) {
+    if (!Object.hasOwn(b, key) || !equalValues((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false
+  }
+  return true
 }

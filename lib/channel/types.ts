@@ -11,9 +11,9 @@ export const ChannelOptionsSchema = Type.Object({
    */
   history: Type.Optional(History()),
   /**
-   * Bytes a subscriber may have waiting (unsent) before it is disconnected as too slow. The
-   * client reconnects with Last-Event-ID and loses nothing within `history`. Keep it above the
-   * size of a full replay.
+   * Bytes a live subscriber may have waiting (unsent) before it is disconnected as too slow.
+   * The client reconnects with Last-Event-ID and loses nothing within `history`. A replay is
+   * paced by the subscriber's reading instead (an iterator's queue waits at this bound).
    * @default the plugin's `maxBufferedBytes` (4 MiB)
    */
   maxBufferedBytes: Type.Optional(MaxBufferedBytes())

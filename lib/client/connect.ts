@@ -6,11 +6,14 @@ import type { ConnectOptions } from './options.js'
 
 /**
  * Reads a Server-Sent Events endpoint as an async iterable of events, with `fetch` (Node 20+
- * and browsers alike). It reconnects after a drop, waiting the server's `retry` (else an
- * exponential backoff with jitter), and resumes with `Last-Event-ID`. A status other than 200,
- * or a Content-Type other than `text/event-stream`, ends it with an error; 204 ends it
- * cleanly. With `events`, each event's data is parsed as JSON, checked against its TypeBox
- * schema, and typed: the events form a union discriminated by `event`.
+ * and browsers alike). It reconnects after a drop, or after `idleTimeout` without a byte,
+ * waiting around the server's `retry` (else an exponential backoff with jitter), and resumes
+ * with `Last-Event-ID`. A status other than 200, or a Content-Type other than
+ * `text/event-stream`, ends it with an error, except a 503 or 429 with `Retry-After`, retried
+ * after that delay; 204 ends it cleanly. An event over `maxEventSize` bytes ends it with
+ * `ClientEventTooLargeError`; a server's `: gap` calls `onGap`. With `events`, each event's
+ * data is parsed as JSON, checked against its TypeBox schema, and typed: the events form a
+ * union discriminated by `event`.
  *
  * Options are checked at once: a wrong one throws `ClientOptionError`. Nothing is requested
  * until iteration starts.

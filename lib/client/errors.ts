@@ -13,6 +13,8 @@ export type ConduitClientErrorType =
   | 'network'
   | 'undeclared-event'
   | 'invalid-data'
+  | 'event-too-large'
+  | 'idle-timeout'
 
 /** The base class of every client error. */
 export class ConduitClientError extends Error {
@@ -42,7 +44,9 @@ export class ClientOptionError extends ConduitClientError {
 
 /**
  * The server answered with a status other than 200 (or 204, which ends the stream cleanly).
- * Like EventSource, the client does not reconnect after this.
+ * Like EventSource, the client does not reconnect after this, except after a `503` or `429`
+ * with a valid `Retry-After` (and `reconnect` not `false`): `onReconnect` then gets this error
+ * and the client tries again after that delay.
  */
 export class ClientStatusError extends ConduitClientError {
   /** The HTTP status code. */
@@ -105,5 +109,37 @@ export class ClientInvalidDataError extends ConduitClientError {
     this.event = event
     this.path = path
     this.reason = reason
+  }
+}
+
+/**
+ * An event was larger than `maxEventSize` bytes (counted as UTF-8, from the end of the
+ * previous event, field names and line ends included), or an unfinished one already is. The
+ * iteration ends; `lastEventId` stays at the last event yielded. Messages never contain the
+ * event.
+ */
+export class ClientEventTooLargeError extends ConduitClientError {
+  /** The limit that was passed, in bytes. */
+  readonly maxEventSize: number
+
+  constructor (maxEventSize: number) {
+    super('FST_ERR_CONDUIT_CLIENT_EVENT_TOO_LARGE', 'event-too-large', `an event is larger than maxEventSize (${maxEventSize} bytes)`)
+    this.maxEventSize = maxEventSize
+  }
+}
+
+/**
+ * No byte arrived for `idleTimeout` milliseconds while the client waited for one (heartbeats
+ * count): the connection is taken for dead and closed. `onReconnect` gets this error as
+ * `info.error` before the client reconnects with its Last-Event-ID; with `reconnect: false` it
+ * is the `cause` of the `ClientNetworkError` thrown.
+ */
+export class ClientIdleTimeoutError extends ConduitClientError {
+  /** The timeout that passed, in milliseconds. */
+  readonly idleTimeout: number
+
+  constructor (idleTimeout: number) {
+    super('FST_ERR_CONDUIT_CLIENT_IDLE_TIMEOUT', 'idle-timeout', `no byte arrived for ${idleTimeout} ms (idleTimeout)`)
+    this.idleTimeout = idleTimeout
   }
 }

@@ -1,11 +1,29 @@
 import {
   ClientContentTypeError,
+  ClientIdleTimeoutError,
   ClientNetworkError,
   ClientStatusError
 } from './errors.js'
+import { IdleTimer } from './idle-timer.js'
+import { requestHeaders } from './options.js'
 import type { Config, ReconnectInfo } from './options.js'
 import { EventStreamParser } from './parser.js'
-import { reconnectDelay, wait } from './reconnect.js'
+import type { ParsedEvent } from './parser.js'
+import { reconnectDelay, retryAfterDelay, wait } from './reconnect.js'
+
+/**
+ * The comment a fastify-conduit channel writes (`: gap`) when the history after the client's
+ * Last-Event-ID is gone. The client may not import the server's constant: a test checks that
+ * the two agree.
+ */
+export const GAP_COMMENT = 'gap'
+
+/**
+ * Statuses that mean "not now" rather than "no": with a valid `Retry-After` the client waits
+ * and tries again (RFC 9110 §15.6.4 503 Service Unavailable, which `maxConnections` answers;
+ * RFC 6585 §4 429 Too Many Requests, which a rate limiter answers).
+ */
+const RETRYABLE_STATUSES = new Set([429, 503])
 
 /**
  * The events of one SSE endpoint, read with `for await`. Nothing is requested until iteration
@@ -52,19 +70,28 @@ export class ReconnectingEventStream<Event> implements ClientEventStream<Event> 
     for (;;) {
       if (signal?.aborted === true) return
       // One controller per request: aborting it ends the fetch and the body read, whether the
-      // user aborted, the consumer left the loop, or an error ends the iteration.
+      // user aborted, the consumer left the loop, the connection went idle, or an error ends
+      // the iteration.
       const controller = new AbortController()
       const abort = (): void => { controller.abort() }
       signal?.addEventListener('abort', abort)
+      const idle = config.idleTimeout === false ? undefined : new IdleTimer(config.idleTimeout, abort)
       let failed = false
       let failure: unknown
+      // Set when the server asked, with Retry-After, to be asked again later.
+      let retryAfter: number | undefined
       try {
+        // Made for every attempt: a function gives a reconnection a fresh token.
+        const init = await this.#requestInit(controller.signal)
+        if (isAborted(signal)) return
         let response: Response | undefined
         // Called as a plain function: a browser's fetch called as a method of another object
         // throws "Illegal invocation".
         const fetch = config.fetch
         try {
-          response = await fetch(config.url, this.#requestInit(controller.signal))
+          idle?.waiting()
+          response = await fetch(config.url, init)
+          idle?.arrived()
         } catch (err) {
           failed = true
           failure = err
@@ -73,53 +100,45 @@ export class ReconnectingEventStream<Event> implements ClientEventStream<Event> 
           // HTML §9.2.3: a 200 with Content-Type text/event-stream "announces the connection";
           // any other answer "fails the connection" (no reconnection). A 204 is how a
           // fastify-conduit server tells a client to stop: it ends the iteration cleanly.
-          if (response.status === 204) return
-          if (response.status !== 200) throw new ClientStatusError(response.status)
-          const contentType = response.headers.get('content-type') ?? ''
-          if (!isEventStream(contentType)) throw new ClientContentTypeError(contentType)
-          attempt = 0
-          // A body-less 200 (a custom fetch can make one) reads as an empty stream.
-          if (response.body !== null) {
-            const reader = response.body.getReader()
-            // The last event ID and the reconnection time outlive the connection; the parser's
-            // buffers do not: "If the file ends in the middle of an event [...] the incomplete
-            // event is not dispatched."
-            const parser = new EventStreamParser(this.#lastEventId)
-            for (;;) {
-              let chunk: ReadableStreamReadResult<Uint8Array>
-              try {
-                chunk = await reader.read()
-              } catch (err) {
+          // Beyond EventSource: an overloaded server's 503 (or a rate limiter's 429) with a
+          // valid Retry-After is retried after that delay.
+          const status = response.status
+          if (status === 204) return
+          if (status !== 200) {
+            if (config.reconnect && RETRYABLE_STATUSES.has(status)) {
+              retryAfter = retryAfterDelay(response.headers.get('retry-after'), Date.now(), config.maxDelay)
+            }
+            if (retryAfter === undefined) throw new ClientStatusError(status)
+            failed = true
+            failure = new ClientStatusError(status)
+          } else {
+            const contentType = response.headers.get('content-type') ?? ''
+            if (!isEventStream(contentType)) throw new ClientContentTypeError(contentType)
+            attempt = 0
+            // A body-less 200 (a custom fetch can make one) reads as an empty stream.
+            if (response.body !== null) {
+              const dropped = yield * this.#readBody(response.body, idle)
+              if (dropped !== undefined) {
                 failed = true
-                failure = err
-                break
+                failure = dropped.error
               }
-              if (chunk.done) break
-              const events = parser.feed(chunk.value)
-              if (parser.retry !== undefined) this.#retry = parser.retry
-              for (const parsed of events) {
-                const event = (config.decode === undefined
-                  ? parsed
-                  : { ...parsed, data: config.decode(parsed.event, parsed.data) }) as Event
-                // Before the yield: a consumer that stops here resumes after this very event.
-                this.#lastEventId = parsed.id
-                yield event
-              }
-              this.#lastEventId = parser.lastEventId
             }
           }
         }
       } finally {
+        idle?.stop()
         controller.abort()
         signal?.removeEventListener('abort', abort)
       }
       if (isAborted(signal)) return
+      // The idle timer aborted the request: whatever fetch or the read threw, this is why.
+      if (idle?.fired === true) failure = new ClientIdleTimeoutError(config.idleTimeout as number)
       if (!config.reconnect) {
         if (failed) throw new ClientNetworkError(failure)
         return
       }
       attempt++
-      const delay = reconnectDelay(attempt, this.#retry, config.minDelay, config.maxDelay)
+      const delay = retryAfter ?? reconnectDelay(attempt, this.#retry, config.minDelay, config.maxDelay)
       const info: ReconnectInfo = { attempt, delay, lastEventId: this.#lastEventId }
       if (failed) info.error = failure
       config.onReconnect?.(info)
@@ -127,9 +146,59 @@ export class ReconnectingEventStream<Event> implements ClientEventStream<Event> 
     }
   }
 
-  #requestInit (signal: AbortSignal): RequestInit {
+  /**
+   * Yields the events of one response body, until it ends (`undefined`) or its read fails
+   * (`{ error }`: the connection dropped, or the idle timer aborted it).
+   */
+  async * #readBody (body: ReadableStream<Uint8Array>, idle: IdleTimer | undefined): AsyncGenerator<Event, { error: unknown } | undefined, undefined> {
     const config = this.#config
-    const headers = new Headers(config.headers)
+    const reader = body.getReader()
+    // The last event ID and the reconnection time outlive the connection; the parser's buffers
+    // do not: "If the file ends in the middle of an event [...] the incomplete event is not
+    // dispatched."
+    const events: ParsedEvent[] = []
+    // Where the server's `: gap` fell among the events of the current chunk.
+    const gaps: number[] = []
+    const parser = new EventStreamParser(this.#lastEventId, {
+      maxEventSize: config.maxEventSize,
+      onComment: config.onGap === undefined
+        ? undefined
+        : (comment) => { if (comment === GAP_COMMENT) gaps.push(events.length) }
+    })
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>
+      try {
+        idle?.waiting()
+        chunk = await reader.read()
+        idle?.arrived()
+      } catch (error) {
+        return { error }
+      }
+      if (chunk.done) return undefined
+      events.length = 0
+      gaps.length = 0
+      parser.feed(chunk.value, events)
+      if (parser.retry !== undefined) this.#retry = parser.retry
+      let gap = 0
+      for (let i = 0; i <= events.length; i++) {
+        // onGap runs where the comment was: after the events before it, before those after it.
+        for (; gap < gaps.length && gaps[gap] === i; gap++) config.onGap?.({ lastEventId: this.#lastEventId })
+        if (i === events.length) break
+        const parsed = events[i]
+        const event = (config.decode === undefined
+          ? parsed
+          : { ...parsed, data: config.decode(parsed.event, parsed.data) }) as Event
+        // Before the yield: a consumer that stops here resumes after this very event.
+        this.#lastEventId = parsed.id
+        yield event
+      }
+      this.#lastEventId = parser.lastEventId
+    }
+  }
+
+  async #requestInit (signal: AbortSignal): Promise<RequestInit> {
+    const config = this.#config
+    const headers = typeof config.headers === 'function' ? requestHeaders(await config.headers()) : new Headers(config.headers)
     // §9.2.3: "If the event source's last event ID string is not the empty string, set
     // `Last-Event-ID`/last event ID string, encoded as UTF-8, in request's header list."
     if (this.#lastEventId !== '') headers.set('last-event-id', utf8ByteString(this.#lastEventId))

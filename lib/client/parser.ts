@@ -2,6 +2,8 @@
 // in, dispatched events out. The step numbers in comments are the spec's. It knows nothing of
 // fetch or reconnection; `connect` feeds it one response body at a time.
 
+import { ClientEventTooLargeError } from './errors.js'
+
 /** U+000A LINE FEED. */
 const LF = 0x0A
 /** U+000D CARRIAGE RETURN. */
@@ -14,6 +16,30 @@ const SPACE = 0x20
 const NUL = '\0'
 /** "ASCII digits" (§9.2.6 `retry`): at least one, nothing else. */
 const ASCII_DIGITS = /^[0-9]+$/
+
+/**
+ * The default {@link ParserOptions.maxEventSize}: 4 MiB. Events are tokens, notifications and
+ * state snapshots, far below it; a line that never ends reaches it and stops there.
+ */
+export const DEFAULT_MAX_EVENT_SIZE = 4 * 1024 * 1024
+
+/** Options of {@link EventStreamParser}. */
+export interface ParserOptions {
+  /**
+   * The largest event in bytes: everything from the blank line that ended the previous event
+   * to the blank line that ends this one (field names, comments and line ends included),
+   * counted as UTF-8. A larger one, even before it ends, makes `feed` throw
+   * `ClientEventTooLargeError`: the parser's buffers never hold more than this.
+   * @default 4194304 (4 MiB)
+   */
+  maxEventSize?: number
+  /**
+   * Called with each comment (a line starting with `:`), without the colon and one leading
+   * space, when its line is parsed: after the events `feed` has completed before it.
+   * @default undefined
+   */
+  onComment?: (comment: string) => void
+}
 
 /** One dispatched event, as EventSource's MessageEvent would carry it. */
 export interface ParsedEvent {
@@ -30,7 +56,8 @@ export interface ParsedEvent {
 /**
  * Parses one event stream. Feed it the response body's chunks as they arrive; each call returns
  * the events completed by that chunk. A new connection takes a new parser, seeded with the last
- * event ID of the previous one.
+ * event ID of the previous one. An event larger than `maxEventSize` bytes (4 MiB by default)
+ * makes `feed` throw `ClientEventTooLargeError`.
  *
  * @example
  * const parser = new EventStreamParser()
@@ -53,11 +80,24 @@ export class EventStreamParser {
   #lastEventId: string
   #retry: number | undefined
   #frameRetry: number | undefined
+  readonly #maxEventSize: number
+  readonly #onComment: ((comment: string) => void) | undefined
+  /** Bytes of the current, unfinished event that arrived (and were decoded) in earlier chunks. */
+  #carried = 0
+  /** Bytes of a UTF-8 sequence cut by the end of the last chunk: the decoder holds them. */
+  #held = 0
+  /** The length of that sequence. */
+  #heldLength = 0
 
-  /** @param lastEventId - The last event ID string to start from (resuming a stream). */
-  constructor (lastEventId = '') {
+  /**
+   * @param lastEventId - The last event ID string to start from (resuming a stream).
+   * @param options - `maxEventSize` and `onComment`.
+   */
+  constructor (lastEventId = '', options: ParserOptions = {}) {
     this.#lastEventIdBuffer = lastEventId
     this.#lastEventId = lastEventId
+    this.#maxEventSize = options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE
+    this.#onComment = options.onComment
   }
 
   /**
@@ -73,12 +113,17 @@ export class EventStreamParser {
     return this.#retry
   }
 
-  /** Parses the next chunk of the body and returns the events it completes, in order. */
-  feed (chunk: Uint8Array): ParsedEvent[] {
+  /**
+   * Parses the next chunk of the body and returns the events it completes, in order: appended
+   * to `events` when given (a caller can then tell where `onComment` fell among them).
+   */
+  feed (chunk: Uint8Array, events: ParsedEvent[] = []): ParsedEvent[] {
     const text = this.#decoder.decode(chunk, { stream: true })
-    const events: ParsedEvent[] = []
     const length = text.length
     let start = 0
+    // Where the current event began in `text`; 0 while it began in an earlier chunk.
+    let eventStart = 0
+    let ended = false
     // "Lines must be separated by either a U+000D CARRIAGE RETURN U+000A LINE FEED (CRLF)
     // character pair, a single U+000A LINE FEED (LF) character, or a single U+000D CARRIAGE
     // RETURN (CR) character." A CRLF may be split across two chunks.
@@ -91,15 +136,58 @@ export class EventStreamParser {
       if (code !== LF && code !== CR) continue
       const line = this.#line === '' ? text.slice(start, i) : this.#line + text.slice(start, i)
       this.#line = ''
+      if (line === '') {
+        // A blank line ends the event: its size is known before it is dispatched.
+        this.#checkSize(this.#carried, text, eventStart, i)
+        this.#carried = 0
+        ended = true
+      }
       this.#processLine(line, events)
       if (code === CR) {
         if (i + 1 === length) this.#afterCR = true
         else if (text.charCodeAt(i + 1) === LF) i++
       }
       start = i + 1
+      if (line === '') eventStart = start
     }
     if (start < length) this.#line += text.slice(start)
+    // What stays buffered: the unfinished event's bytes so far. Counted before it grows further,
+    // so that one endless line stops at the limit instead of filling the memory.
+    // Without a blank line in it, the chunk's bytes are the event's, except those the decoder
+    // holds for the next chunk (they count there, decoded): no pass over the text is needed.
+    const held = this.#held
+    this.#holdCutSequence(chunk)
+    this.#carried = ended ? utf8Length(text, eventStart, length) : this.#carried + held + chunk.byteLength - this.#held
+    if (this.#carried > this.#maxEventSize) throw new ClientEventTooLargeError(this.#maxEventSize)
     return events
+  }
+
+  /** Finds the bytes of a UTF-8 sequence that `chunk` leaves unfinished (valid UTF-8 assumed). */
+  #holdCutSequence (chunk: Uint8Array): void {
+    const end = chunk.length
+    // A sequence is at most 4 bytes: its lead byte, if cut, is among the last 3.
+    for (let k = 1; k <= 3 && k <= end; k++) {
+      const byte = chunk[end - k]
+      // 10xxxxxx continues a sequence; anything else starts one (or is ASCII).
+      if ((byte & 0xC0) === 0x80) continue
+      const length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
+      this.#held = k < length ? k : 0
+      this.#heldLength = length
+      return
+    }
+    // Continuation bytes only: they extend the sequence cut before, until it is whole.
+    this.#held = this.#held > 0 && this.#held + end < this.#heldLength ? this.#held + end : 0
+  }
+
+  /** Throws if the event from `from` to `to` in `text`, plus `carried` earlier bytes, is too large. */
+  #checkSize (carried: number, text: string, from: number, to: number): void {
+    // A UTF-16 code unit is 1 to 3 UTF-8 bytes (a surrogate pair, 2 units, is 4): the exact
+    // count is needed only between the two bounds, so the usual small event costs nothing.
+    const units = to - from
+    if (carried + 3 * units <= this.#maxEventSize) return
+    if (carried + units > this.#maxEventSize || carried + utf8Length(text, from, to) > this.#maxEventSize) {
+      throw new ClientEventTooLargeError(this.#maxEventSize)
+    }
   }
 
   #processLine (line: string, events: ParsedEvent[]): void {
@@ -108,8 +196,12 @@ export class EventStreamParser {
       this.#dispatch(events)
       return
     }
-    // "If the line starts with a U+003A COLON character (:): Ignore the line." (A comment.)
-    if (line.charCodeAt(0) === COLON) return
+    // "If the line starts with a U+003A COLON character (:): Ignore the line." (A comment:
+    // EventSource ignores it; a caller of this parser may read it, as the server's `: gap`.)
+    if (line.charCodeAt(0) === COLON) {
+      if (this.#onComment !== undefined) this.#onComment(line.slice(line.charCodeAt(1) === SPACE ? 2 : 1))
+      return
+    }
     const colon = line.indexOf(':')
     // "If the line contains a U+003A COLON character (:)": the field is what comes before the
     // first colon, the value what comes after it, minus one leading U+0020 SPACE.
@@ -179,4 +271,20 @@ export class EventStreamParser {
     // 8. Queue the event: the caller yields them in order.
     events.push(event)
   }
+}
+
+/** The UTF-8 length of `text` from `from` to `to`, without encoding it. */
+function utf8Length (text: string, from: number, to: number): number {
+  let bytes = 0
+  for (let i = from; i < to; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x80) bytes += 1
+    else if (code < 0x800) bytes += 2
+    else if (code >= 0xD800 && code <= 0xDBFF && i + 1 < to && (text.charCodeAt(i + 1) & 0xFC00) === 0xDC00) {
+      // A surrogate pair: one code point of four bytes.
+      bytes += 4
+      i++
+    } else bytes += 3
+  }
+  return bytes
 }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import { compareStreamIds, STREAM_ID } from '../channel/bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from '../channel/bus.js'
 import { noop } from '../channel/noop.js'
+import { publishBusError } from '../diagnostics.js'
 import { BusError, ClosedError } from '../errors.js'
 import { loadIoredis } from './client.js'
 import { resolveRedisBusOptions } from './options.js'
@@ -42,7 +43,8 @@ const ERROR_PAUSE_MS = 1000
  *   subscribers get it back exactly).
  * - Each instance reads all its channels with one blocking `XREAD` on one dedicated
  *   connection, whatever the number of channels and subscribers.
- * - Replay is `XRANGE` from the Last-Event-ID.
+ * - Replay is `XRANGE … COUNT` from the Last-Event-ID, page by page.
+ * - Every publish renews the key's expiry (`PEXPIRE <ttl>`): quiet channels leave no keys.
  * - When the connection drops or Redis restarts, the bus reconnects and reads on from the last
  *   id it saw on each channel, so connected subscribers lose nothing published meanwhile.
  *
@@ -64,6 +66,7 @@ class RedisBus implements Bus {
   readonly #connectUrl: string
   readonly #client: Redis | undefined
   readonly #prefix: string
+  readonly #ttl: number | false
   /** Every channel listened to, by stream key. */
   readonly #streams = new Map<string, Stream>()
   /** Those of them positioned, which the read loop reads. */
@@ -87,7 +90,8 @@ class RedisBus implements Bus {
   constructor (options: RedisBusOptions) {
     this.#closing = new Promise<never>((resolve, reject) => { this.#rejectClosing = reject })
     this.#closing.catch(noop)
-    const { url, client, prefix, history } = resolveRedisBusOptions(options)
+    const { url, client, prefix, history, ttl } = resolveRedisBusOptions(options)
+    this.#ttl = ttl
     this.#client = client
     this.#connectUrl = url
     this.#url = client === undefined ? redact(this.#connectUrl) : `redis://${client.options.host}:${client.options.port}`
@@ -103,9 +107,15 @@ class RedisBus implements Bus {
 
   publish (channel: string, body: string, history: number, json?: string): Promise<string> {
     const key = this.#prefix + channel
-    return this.#run(`cannot publish to "${channel}"`, (command) => (json === undefined
-      ? command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body)
-      : command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body, JSON_FIELD, json)) as Promise<string>)
+    return this.#run(`cannot publish to "${channel}"`, (command) => {
+      const added = (json === undefined
+        ? command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body)
+        : command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body, JSON_FIELD, json)) as Promise<string>
+      // Sent right behind the XADD on the same connection (no round trip waited for); a key
+      // that could not be given its expiry keeps the previous one, or none.
+      if (this.#ttl !== false) command.pexpire(key, this.#ttl).catch(noop)
+      return added
+    })
   }
 
   listen (channel: string, listener: BusListener): BusListening {
@@ -132,20 +142,24 @@ class RedisBus implements Bus {
     }
   }
 
-  replay (channel: string, afterId: string): Promise<BusReplay> {
+  replay (channel: string, afterId: string, limit?: number): Promise<BusReplay> {
     const key = this.#prefix + channel
+    // XRANGE with COUNT: a page of the history, never all of it in one reply (channels page
+    // through a long replay, each page after the last id of the one before).
     return this.#run(`cannot replay "${channel}"`, async (command) => {
+      const range = (start: string, count: number | undefined): Promise<Array<[string, string[]]>> =>
+        count === undefined ? command.xrange(key, start, '+') : command.xrange(key, start, '+', 'COUNT', count)
       // Read from the id inclusive: if it is still there, trimming (which removes the oldest
       // first) has removed nothing after it, and what follows is exactly what the client
       // missed. If it is not, the events after it may be gone (or the id is unknown, or from
-      // before Redis lost its data): replay everything retained and report the gap. (Redis
-      // does not record the newest id MAXLEN trimmed, so an id exactly at the trim boundary
-      // is reported as a gap too: a false alarm, never a silent loss.)
+      // before Redis lost its data): replay what is retained from the oldest and report the
+      // gap. (Redis does not record the newest id MAXLEN trimmed, so an id exactly at the trim
+      // boundary is reported as a gap too: a false alarm, never a silent loss.)
       if (STREAM_ID.test(afterId)) {
-        const from = await command.xrange(key, afterId, '+')
-        if (from.length > 0 && from[0][0] === afterId) return { entries: entriesOf(from.slice(1)), complete: true }
+        const from = await range(afterId, limit === undefined ? undefined : limit + 1)
+        if (from.length > 0 && from[0][0] === afterId) return { entries: replayEntries(from.slice(1)), complete: true }
       }
-      return { entries: entriesOf(await command.xrange(key, '-', '+')), complete: false }
+      return { entries: replayEntries(await range('-', limit)), complete: false }
     })
   }
 
@@ -298,6 +312,7 @@ class RedisBus implements Bus {
       } catch (err) {
         this.#blocked = false
         if (this.#closed) return
+        publishBusError('read', undefined, err)
         this.#log?.error({ err, redis: this.#url }, 'fastify-conduit: reading channels from Redis failed; retrying')
         await new Promise<void>((resolve) => {
           this.#wake = resolve
@@ -341,13 +356,13 @@ function entryOf (id: string, fields: string[]): BusEntry | undefined {
   return body === undefined ? undefined : { id, body, json }
 }
 
-function entriesOf (raw: Array<[string, string[]]>): BusEntry[] {
-  const entries: BusEntry[] = []
-  for (const [id, fields] of raw) {
-    const entry = entryOf(id, fields)
-    if (entry !== undefined) entries.push(entry)
-  }
-  return entries
+/**
+ * A page of replay: one entry per stream entry, so that a page of `limit` is `limit` long; an
+ * entry without `frame` (something else wrote it) has an empty body, which the channel skips
+ * and logs.
+ */
+function replayEntries (raw: Array<[string, string[]]>): BusEntry[] {
+  return raw.map(([id, fields]) => entryOf(id, fields) ?? { id, body: '' })
 }
 
 /** The URL as it may appear in logs and errors: any password replaced. */

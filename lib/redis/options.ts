@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import type { Static } from '@sinclair/typebox'
 import type { Redis } from 'ioredis'
 import { InvalidOptionError } from '../errors.js'
-import { compileOptions, History, Implements } from '../options.js'
+import { compileOptions, History, HistoryTtl, Implements } from '../options.js'
 
 export const RedisBusOptionsSchema = Type.Object({
   /**
@@ -27,7 +27,14 @@ export const RedisBusOptionsSchema = Type.Object({
    * Redis trims by whole internal nodes, so a little more may be kept.
    * @default 1000
    */
-  history: Type.Optional(History({ default: 1000 }))
+  history: Type.Optional(History({ default: 1000 })),
+  /**
+   * Milliseconds a channel's stream key lives after its last publish (`PEXPIRE`, renewed by
+   * every publish); `false` keeps keys for good. Per-room and per-user channels then leave no
+   * keys behind; a Last-Event-ID from before the key expired reads as a gap.
+   * @default 86400000 (24 hours)
+   */
+  ttl: Type.Optional(HistoryTtl({ default: 86_400_000 }))
 })
 /** Options of {@link redisBus}. Give `url` or `client`, not both. */
 export type RedisBusOptions = Static<typeof RedisBusOptionsSchema>
@@ -36,7 +43,7 @@ const checkOptions = compileOptions('redisBus options', RedisBusOptionsSchema)
 
 /** The options of a redis bus, checked, with their defaults. */
 export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBusOptions, 'client'>> & Pick<RedisBusOptions, 'client'> {
-  const { url, client, prefix, history } = checkOptions(options)
+  const { url, client, prefix, history, ttl } = checkOptions(options)
   // The one rule that is a relation between options rather than a shape of one.
   if (url !== undefined && client !== undefined) throw new InvalidOptionError('url', 'cannot be given with client')
   const defaults = RedisBusOptionsSchema.properties
@@ -44,6 +51,7 @@ export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBu
     url: url ?? defaults.url.default,
     client,
     prefix: prefix ?? defaults.prefix.default,
-    history: history ?? defaults.history.default
+    history: history ?? defaults.history.default,
+    ttl: ttl ?? defaults.ttl.default
   }
 }

@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
+import { publishInvalidEvent } from '../diagnostics.js'
+import type { StreamEndReason, StreamObserver } from '../diagnostics.js'
 import { UnflushableEncodingError } from '../errors.js'
 import type { EventFormatter } from '../schema/compile.js'
 import { retryField } from '../wire/format.js'
@@ -21,6 +23,8 @@ export interface ServerEventStreamSettings {
   lastEventId: string | undefined
   /** Called once when the response is over (see {@link ServerEventStream.responseClosed}). */
   onClose: () => void
+  /** Counts bytes and events for diagnostics_channel; only while someone subscribes (see lib/diagnostics.ts). */
+  observer?: StreamObserver | undefined
 }
 
 // Frames produced while the socket is writable are joined and pushed once they reach
@@ -67,9 +71,14 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
   #blocked = false
   #wake: (() => void) | undefined
   #ended = false
+  #endReason: StreamEndReason | undefined
   #closed = false
   // The heartbeat ticker's count at the last write; see TICKS_PER_INTERVAL.
   #lastWrite = 0
+  // For stats(): bytes pushed so far, and the chunks among them shared with other streams (a
+  // channel's broadcast Buffers), with where each ends, oldest first; see heldBytes().
+  #pushedBytes = 0
+  #shared: Array<{ readonly bytes: Uint8Array, readonly end: number }> | undefined
 
   constructor (settings: ServerEventStreamSettings, response: ResponseTarget) {
     super({ highWaterMark: HIGH_WATER_MARK })
@@ -77,7 +86,7 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     this.#response = response
     // Queued now, not batched with the first event: a source may take minutes to produce one,
     // and the client should learn its retry (and the heartbeats should start) at once.
-    if (settings.retry !== undefined) this.push(retryField(settings.retry) + '\n')
+    if (settings.retry !== undefined) this.#pushText(retryField(settings.retry) + '\n')
     if (settings.heartbeat !== undefined) {
       this.#lastWrite = settings.heartbeat.tick
       settings.heartbeat.add(this)
@@ -117,6 +126,11 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
   /** True once the stream has ended: nothing more is written. */
   get ended (): boolean {
     return this.#ended
+  }
+
+  /** Why the stream ended; undefined while it runs. */
+  get endReason (): StreamEndReason | undefined {
+    return this.#endReason
   }
 
   /**
@@ -168,7 +182,10 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
         if (sync && this.#batch === '' && !this.#ended) await yieldToEventLoop()
       }
     } catch (err) {
-      if (!this.#ended) this.#settings.log.error({ err }, 'fastify-conduit: the event source threw; the stream ends')
+      if (!this.#ended) {
+        this.#endReason = 'error'
+        this.#settings.log.error({ err }, 'fastify-conduit: the event source threw; the stream ends')
+      }
     } finally {
       this.stop()
       if (!done) await closeIterator(iterator, this.#settings.log)
@@ -195,12 +212,32 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     if (this.#ended) return false
     this.#flush()
     this.#wrote()
+    this.#settings.observer?.wrote(bytes)
+    this.#pushedBytes += bytes.length
+    const shared = this.#shared ??= []
+    this.#forgetConsumed(shared)
+    shared.push({ bytes, end: this.#pushedBytes })
     if (!this.push(bytes)) this.#blocked = true
     return !this.#blocked
   }
 
+  /** False while the socket is backed up: a writer that can wait should (see {@link drained}). */
+  get writable (): boolean {
+    return !this.#blocked || this.#ended
+  }
+
+  /**
+   * Resolves once the socket takes more (or the stream ended): how a push source (a channel's
+   * replay) paces itself. One waiter at a time, as for the pull loop, which a push source
+   * does not use.
+   */
+  drained (): Promise<void> {
+    return this.writable ? Promise.resolve() : this.#demand()
+  }
+
   /** Drops the connection now, without writing what is queued. */
   abort (): void {
+    if (!this.#ended) this.#endReason = 'aborted'
     this.#response.destroy()
     this.destroy()
   }
@@ -210,10 +247,31 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     return this.#batch.length + this.readableLength
   }
 
+  /**
+   * What this stream really holds, for `stats().queuedBytes`: returns the bytes queued here
+   * that are its own, and adds to `shared` the chunks still queued that are shared with other
+   * streams (a channel's broadcast Buffers), which the caller counts once however many streams
+   * hold them. A Readable hands its chunks on whole and in order, so the chunks still queued
+   * are those that end after the bytes it has handed on.
+   */
+  heldBytes (shared: Set<Uint8Array>): number {
+    let own = this.#batch.length + this.readableLength
+    const chunks = this.#shared
+    if (chunks !== undefined) {
+      this.#forgetConsumed(chunks)
+      for (const { bytes } of chunks) {
+        own -= bytes.length
+        shared.add(bytes)
+      }
+    }
+    return own
+  }
+
   /** Ends the stream cleanly: what is batched is written, then the response ends. */
-  stop (): void {
+  stop (reason: StreamEndReason = 'end'): void {
     if (this.#ended) return
     this.#ended = true
+    this.#endReason ??= reason
     this.#flush()
     this.push(null)
     this.#finish()
@@ -294,7 +352,7 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     response.removeHeader('content-encoding')
     response.setHeader('content-type', 'application/json; charset=utf-8')
     response.end(JSON.stringify({ statusCode, code: err.code, error: 'Internal Server Error', message: err.message }))
-    this.stop()
+    this.stop('refused')
   }
 
   #responseClose (): void {
@@ -326,7 +384,8 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
       policy === 'close'
         ? 'fastify-conduit: invalid event not sent; the stream ends (onInvalid: close)'
         : 'fastify-conduit: invalid event not sent; skipped (onInvalid: skip)')
-    if (policy === 'close') this.stop()
+    publishInvalidEvent(this.#settings.observer, err, policy)
+    if (policy === 'close') this.stop('invalid')
   }
 
   #scheduleFlush (): void {
@@ -341,7 +400,22 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     if (batch === '') return
     this.#batch = ''
     this.#wrote()
-    if (!this.push(batch)) this.#blocked = true
+    if (!this.#pushText(batch)) this.#blocked = true
+  }
+
+  // The conversion push() would make of a string (UTF-8), made here to count its bytes.
+  #pushText (text: string): boolean {
+    const chunk = Buffer.from(text)
+    this.#pushedBytes += chunk.length
+    this.#settings.observer?.wrote(chunk)
+    return this.push(chunk)
+  }
+
+  #forgetConsumed (chunks: Array<{ readonly end: number }>): void {
+    const consumed = this.#pushedBytes - this.readableLength
+    let gone = 0
+    while (gone < chunks.length && chunks[gone].end <= consumed) gone++
+    if (gone > 0) chunks.splice(0, gone)
   }
 
   #wrote (): void {
@@ -357,6 +431,7 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
   #abandon (): void {
     if (this.#ended) return
     this.#ended = true
+    this.#endReason ??= 'client'
     this.#batch = ''
     this.#finish()
   }

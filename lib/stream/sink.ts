@@ -19,6 +19,10 @@ export interface StreamSink {
   readonly ended: boolean
   /** Characters and bytes queued in this stream and not yet taken by the socket. */
   readonly queued: number
+  /** False while the stream is backed up (its socket is not taking more). */
+  readonly writable: boolean
+  /** Resolves once the stream is no longer backed up, or has ended. */
+  drained (): Promise<void>
   /** Writes one formatted frame; false when the stream is backed up or ended. */
   writeFrame (frame: string): boolean
   /** Writes bytes shared with other streams (never copied); false when backed up or ended. */

@@ -1,26 +1,25 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit, { memoryBus } from '../../lib/index.js'
-import type { Channel } from '../../lib/index.js'
 import { BusError } from '../../lib/errors.js'
+import { GAP_FRAME } from '../../lib/channel/channel.js'
+import type { Channel } from '../../lib/channel/channel.js'
 import { kAttach } from '../../lib/stream/sink.js'
 import type { StreamSink } from '../../lib/stream/sink.js'
-import { FrameReader, LogCapture, startApp, take } from '../support/index.js'
+import { eventually, FrameReader, LogCapture, startApp, startChannelApp, take } from '../support/index.js'
 import type { Test } from './suite.js'
 import { ManualBus, nextTurn } from './manual-bus.js'
 
-async function appWith (t: Test, bus: ManualBus, logs?: LogCapture): Promise<{ channel: Channel, url: string, app: Awaited<ReturnType<typeof startApp>>['app'] }> {
-  let channel!: Channel
-  const { app, url } = await startApp(t, { bus }, (app) => {
-    channel = app.sse.channel('room')
-    app.get('/room', (request, reply) => reply.sse(channel))
-  }, logs === undefined ? {} : { logger: logs.logger })
-  return { channel, url, app }
+/** An app on a new ManualBus with the channel 'room', streamed by GET /room; returns the bus too. */
+async function appWith (t: Test, logs?: LogCapture): Promise<Awaited<ReturnType<typeof startChannelApp>> & { bus: ManualBus }> {
+  const bus = new ManualBus()
+  return { bus, ...await startChannelApp(t, { bus }, '/room', 'room', logs === undefined ? {} : { fastify: { logger: logs.logger } }) }
 }
 
 t.test('a replay that ran ahead of live delivery: the overlap is skipped, nothing is lost', async (t) => {
-  const bus = new ManualBus()
-  const { channel, url } = await appWith(t, bus)
+  const { bus, channel, url } = await appWith(t)
   const ids = [await channel.publish({ data: 1 }), await channel.publish({ data: 2 }), await channel.publish({ data: 3 })]
 
   // The replay holds 2 and 3 although live delivery has not reached them yet.
@@ -45,8 +44,7 @@ t.test('a replay that ran ahead of live delivery: the overlap is skipped, nothin
 })
 
 t.test('a batch that holds both replayed and new entries: only the new ones are written', async (t) => {
-  const bus = new ManualBus()
-  const { channel, url } = await appWith(t, bus)
+  const { bus, channel, url } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   await channel.publish({ data: 2 })
   const subscription = channel.subscribe({ lastEventId: first })
@@ -62,8 +60,7 @@ t.test('a batch that holds both replayed and new entries: only the new ones are 
 })
 
 t.test('live entries that arrive during the replay are held, then deduplicated against it', async (t) => {
-  const bus = new ManualBus()
-  const { channel, url } = await appWith(t, bus)
+  const { bus, channel, url } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   bus.deliver('room')
   bus.holdReplays()
@@ -85,8 +82,7 @@ t.test('live entries that arrive during the replay are held, then deduplicated a
 })
 
 t.test('a subscriber without Last-Event-ID gets the entries that arrived while it joined', async (t) => {
-  const bus = new ManualBus()
-  const { channel } = await appWith(t, bus)
+  const { bus, channel } = await appWith(t)
   const early = channel.subscribe()
   const published = channel.publish({ data: 1 })
   bus.deliver('room') // before `early` has finished joining: it holds 1
@@ -95,33 +91,51 @@ t.test('a subscriber without Last-Event-ID gets the entries that arrived while i
   await early.return()
 })
 
-t.test('joining subscribers that hold more than maxBufferedBytes are dropped', async (t) => {
+t.test('joining subscribers past maxBufferedBytes: one reading a replay lets the held entries go and reads them from the bus; one that is not is dropped', async (t) => {
   const bus = new ManualBus()
-  let channel!: Channel
-  const { app, url } = await startApp(t, { bus, maxBufferedBytes: 1000 }, (app) => {
-    channel = app.sse.channel('room')
-    app.get('/room', (request, reply) => reply.sse(channel))
-  })
+  const { channel, app, url } = await startChannelApp(t, { bus, maxBufferedBytes: 1000 }, '/room', 'room')
   const first = await channel.publish({ data: 0 })
   bus.holdReplays()
   const subscription = channel.subscribe({ lastEventId: first })
   const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
+  const ids: string[] = []
+  for (let n = 0; n < 3; n++) {
+    ids.push(await channel.publish({ data: 'z'.repeat(400) }))
+    bus.deliver('room')
+    await nextTurn()
+  }
+  bus.releaseReplays()
+  t.same((await take(subscription, 3)).map((message) => message.id), ids, 'all of it, from the bus')
+  t.same((await stream.take(3)).map((frame) => frame.id), ids)
+  ids.push(await channel.publish({ data: 'live' }))
+  bus.deliver('room')
+  t.same((await take(subscription, 1)).map((message) => message.id), ids.slice(3), 'then live')
+  t.same((await stream.take(1)).map((frame) => frame.id), ids.slice(3))
+  t.equal(app.sse.stats().slowDisconnects, 0)
+  await subscription.return()
+  await stream.abort()
+  while (app.sse.stats().openStreams > 0) await nextTurn()
+  t.equal(bus.listeners('room'), 0)
+
+  // Without a replay there is nothing to read again: held past the bound, it is dropped.
+  bus.holdListening()
+  const waiting = channel.subscribe()
+  const waitingStream = await FrameReader.fetch(url + '/room')
   for (let n = 0; n < 3; n++) {
     await channel.publish({ data: 'z'.repeat(400) })
     bus.deliver('room')
     await nextTurn()
   }
-  await t.rejects(subscription.next(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
-  await stream.ended()
+  await t.rejects(waiting.next(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
+  await waitingStream.ended()
   t.equal(app.sse.stats().slowDisconnects, 2)
-  bus.releaseReplays()
-  await subscription.ready
+  bus.releaseListening()
+  await waiting.ready
   t.equal(bus.listeners('room'), 0, 'nobody left: the channel stopped listening')
 })
 
 t.test('a subscriber that leaves while it joins: nothing is written, the channel stops listening', async (t) => {
-  const bus = new ManualBus()
-  const { app, channel, url } = await appWith(t, bus)
+  const { bus, app, channel, url } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   bus.holdReplays()
   const subscription = channel.subscribe({ lastEventId: first })
@@ -136,7 +150,7 @@ t.test('a subscriber that leaves while it joins: nothing is written, the channel
   t.same(await subscription.next(), { done: true, value: undefined })
 })
 
-t.test('a replay bigger than maxBufferedBytes fails an iterator at once', async (t) => {
+t.test('a replay bigger than maxBufferedBytes waits for the iterator instead of failing it', async (t) => {
   const bus = new ManualBus()
   const { app } = await startApp(t, { bus, maxBufferedBytes: 1000 })
   const channel = app.sse.channel('big')
@@ -144,14 +158,60 @@ t.test('a replay bigger than maxBufferedBytes fails an iterator at once', async 
   for (let n = 0; n < 5; n++) await channel.publish({ data: 'w'.repeat(400) })
   const subscription = channel.subscribe({ lastEventId: first })
   await subscription.ready
-  await t.rejects(subscription.next(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
+  t.equal((await take(subscription, 5)).length, 5)
+  t.equal(app.sse.stats().slowDisconnects, 0)
+  await subscription.return()
+})
+
+t.test('a history trimmed past a slow replay: the subscriber is dropped (it resumes, and learns of the gap, with its last id)', async (t) => {
+  const bus = new ManualBus()
+  const { app } = await startApp(t, { bus, maxBufferedBytes: 1000 })
+  const channel = app.sse.channel('trimmed')
+  const ids: string[] = []
+  for (let n = 0; n < 250; n++) ids.push(await channel.publish({ data: n }))
+  const subscription = channel.subscribe({ lastEventId: ids[0] })
+  await subscription.ready
+  t.same((await take(subscription, 1)).map((message) => message.id), [ids[1]])
+  bus.entries.get('trimmed')?.splice(0, 200) // trimmed while the first page is still being read
+  const received: unknown[] = []
+  await t.rejects((async () => { for await (const message of subscription) received.push(message.data) })(), { code: 'FST_ERR_CONDUIT_SLOW_SUBSCRIBER' })
+  t.ok(received.length < 99, 'cut off before the next page')
   t.equal(app.sse.stats().slowDisconnects, 1)
 })
 
-t.test('a stream that left while its replay was failing ends quietly', async (t) => {
+t.test('a long replay after an unknown id: the gap first, then every page', async (t) => {
+  const { channel, url } = await appWith(t)
+  const ids: string[] = []
+  for (let n = 0; n < 250; n++) ids.push(await channel.publish({ data: n }))
+  const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': 'unknown' })
+  const [gap, ...frames] = await stream.take(251)
+  t.equal(gap.raw + '\n', GAP_FRAME)
+  t.same(frames.map((frame) => frame.id), ids)
+  const subscription = channel.subscribe({ lastEventId: 'unknown' })
+  await subscription.ready
+  t.equal(subscription.gap, true)
+  t.same((await take(subscription, 250)).map((message) => message.id), ids)
+  await stream.abort()
+  await subscription.return()
+})
+
+t.test('an iterator that leaves in the middle of its paced replay stops it', async (t) => {
   const bus = new ManualBus()
+  const { app } = await startApp(t, { bus, maxBufferedBytes: 1000 })
+  const channel = app.sse.channel('left')
+  const ids: string[] = []
+  for (let n = 0; n < 250; n++) ids.push(await channel.publish({ data: 'v'.repeat(100) }))
+  const subscription = channel.subscribe({ lastEventId: ids[0] })
+  await subscription.ready
+  t.same((await take(subscription, 1)).map((message) => message.id), [ids[1]])
+  await subscription.return()
+  t.ok(await eventually(() => bus.listeners('left') === 0, 5000), 'it left the channel')
+  t.equal(app.sse.stats().sentEvents < 50, true, 'the replay stopped where the reader did')
+})
+
+t.test('a stream that left while its replay was failing ends quietly', async (t) => {
   const logs = new LogCapture()
-  const { app, channel, url } = await appWith(t, bus, logs)
+  const { bus, app, channel, url } = await appWith(t, logs)
   const first = await channel.publish({ data: 1 })
   bus.holdReplays()
   const stream = await FrameReader.fetch(url + '/room', { 'last-event-id': first })
@@ -165,8 +225,7 @@ t.test('a stream that left while its replay was failing ends quietly', async (t)
 })
 
 t.test('an iterator drains a long queue in order (the consumed part is compacted away)', async (t) => {
-  const bus = new ManualBus()
-  const { channel } = await appWith(t, bus)
+  const { bus, channel } = await appWith(t)
   const subscription = channel.subscribe()
   await subscription.ready
   for (let n = 0; n < 3000; n++) await channel.publish({ data: n })
@@ -177,9 +236,8 @@ t.test('an iterator drains a long queue in order (the consumed part is compacted
 })
 
 t.test('a bus that cannot listen: iterators reject, streams end with a log line, the next subscriber retries', async (t) => {
-  const bus = new ManualBus()
   const logs = new LogCapture()
-  const { channel, url } = await appWith(t, bus, logs)
+  const { bus, channel, url } = await appWith(t, logs)
   bus.failListen = new BusError('redis is down')
   const subscription = channel.subscribe()
   await t.rejects(subscription.ready, { code: 'FST_ERR_CONDUIT_BUS' })
@@ -204,8 +262,7 @@ t.test('a bus that cannot listen: iterators reject, streams end with a log line,
 })
 
 t.test('a replay that fails ends the subscriber the same way', async (t) => {
-  const bus = new ManualBus()
-  const { channel } = await appWith(t, bus)
+  const { bus, channel } = await appWith(t)
   bus.failReplay = new BusError('replay failed')
   const subscription = channel.subscribe({ lastEventId: '1-1' })
   await t.rejects(subscription.ready, { code: 'FST_ERR_CONDUIT_BUS' })
@@ -214,11 +271,7 @@ t.test('a replay that fails ends the subscriber the same way', async (t) => {
 t.test('bus entries that are not channel frames are neither streamed nor iterated, and are logged', async (t) => {
   const bus = memoryBus()
   const logs = new LogCapture()
-  let channel!: Channel
-  const { url } = await startApp(t, { bus }, (app) => {
-    channel = app.sse.channel('mixed')
-    app.get('/mixed', (request, reply) => reply.sse(channel))
-  }, { logger: logs.logger })
+  const { channel, url } = await startChannelApp(t, { bus }, '/mixed', 'mixed', { fastify: { logger: logs.logger } })
   const first = await channel.publish({ data: 0 })
   const subscription = channel.subscribe()
   await subscription.ready
@@ -261,8 +314,7 @@ t.test('bus entries that are not channel frames are neither streamed nor iterate
 })
 
 t.test('closing: joining and settling subscribers end too; a closed channel ends new streams at once', async (t) => {
-  const bus = new ManualBus()
-  const { channel, url } = await appWith(t, bus)
+  const { bus, channel, url } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   await channel.publish({ data: 2 })
   const settling = channel.subscribe({ lastEventId: first })
@@ -286,8 +338,7 @@ t.test('closing: joining and settling subscribers end too; a closed channel ends
 })
 
 t.test('a stream that ended before the channel attached is stopped and not registered', async (t) => {
-  const bus = new ManualBus()
-  const { channel } = await appWith(t, bus)
+  const { bus, channel } = await appWith(t)
   let stopped = 0
   const sink = { ended: true, context: { signal: new AbortController().signal }, stop: () => { stopped++ } } as unknown as StreamSink
   await channel[kAttach](sink)
@@ -296,8 +347,7 @@ t.test('a stream that ended before the channel attached is stopped and not regis
 })
 
 t.test('the server closing while a replay is pending ends the subscriber', async (t) => {
-  const bus = new ManualBus()
-  const { app, channel } = await appWith(t, bus)
+  const { bus, app, channel } = await appWith(t)
   const first = await channel.publish({ data: 1 })
   bus.holdReplays()
   const joining = channel.subscribe({ lastEventId: first })
@@ -306,6 +356,50 @@ t.test('the server closing while a replay is pending ends the subscriber', async
   await closing
   await joining.ready
   t.same(await joining.next(), { done: true, value: undefined })
+})
+
+t.test('a channel nothing references any more (no subscriber, not kept by the application) is forgotten; its name makes a new one, with the history on the bus', async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const bus = memoryBus()
+  let live: WeakRef<Channel> | undefined
+  const { app, url } = await startApp(t, { bus }, (app) => {
+    app.get('/live', (request, reply) => {
+      // Not kept by the application: only its subscriber's stream holds it.
+      const channel = app.sse.channel('live-room')
+      live = new WeakRef(channel)
+      return reply.sse(channel)
+    })
+  })
+  const stream = await FrameReader.fetch(url + '/live')
+  const made = await (async () => {
+    // A per-room channel, as a handler makes it: used, then dropped.
+    const room = app.sse.channel('room-42', { history: 5 })
+    const subscription = room.subscribe()
+    await subscription.ready
+    const id = await room.publish({ data: 'kept on the bus' })
+    await take(subscription, 1)
+    await subscription.return()
+    return { id, ref: new WeakRef(room) }
+  })()
+  const kept = app.sse.channel('kept', { history: 5 })
+  // deref() keeps its target alive until the end of the turn: collect first, then look.
+  let collected = false
+  for (let n = 0; n < 100 && !collected; n++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    gc()
+    collected = made.ref.deref() === undefined
+  }
+  t.ok(collected, 'collected: the registry did not hold it')
+  t.not(live?.deref(), undefined, 'a channel with a subscriber stays')
+  await app.sse.channel('live-room').publish({ data: 'still live' })
+  t.same((await stream.take(1)).map((frame) => frame.data), ['still live'])
+  await stream.abort()
+  await new Promise((resolve) => setTimeout(resolve, 10)) // its name leaves the registry
+  const again = app.sse.channel('room-42', { history: 6 })
+  t.same((await take(again.subscribe({ lastEventId: '0-0' }), 1)).map((message) => message.data), ['kept on the bus'])
+  t.equal(app.sse.channel('kept', { history: 5 }), kept, 'one the application keeps stays')
+  t.throws(() => app.sse.channel('kept', { history: 6 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
 })
 
 t.test('the bus follows the app: ready() on app.ready(), close() on app.close(), a failing ready fails startup', async (t) => {

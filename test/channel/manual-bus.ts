@@ -13,6 +13,7 @@ export class ManualBus implements Bus {
   readonly #delivered = new Map<string, number>()
   #seq = 0
   #held: Array<() => void> | undefined
+  #heldListening: Array<() => void> | undefined
   failListen: Error | undefined
   failReplay: Error | undefined
   failReady: Error | undefined
@@ -57,7 +58,20 @@ export class ManualBus implements Bus {
     }
     listeners.add(listener)
     const set = listeners
-    return { ready: Promise.resolve(), stop: () => { set.delete(listener) } }
+    const held = this.#heldListening
+    const ready = held === undefined ? Promise.resolve() : new Promise<void>((resolve) => held.push(resolve))
+    return { ready, stop: () => { set.delete(listener) } }
+  }
+
+  /** New listenings are not ready until releaseListening() (live entries still reach them). */
+  holdListening (): void {
+    this.#heldListening = []
+  }
+
+  releaseListening (): void {
+    const held = this.#heldListening ?? []
+    this.#heldListening = undefined
+    for (const release of held) release()
   }
 
   /** Replays wait until releaseReplays(). */
@@ -71,12 +85,12 @@ export class ManualBus implements Bus {
     for (const release of held) release()
   }
 
-  async replay (channel: string, afterId: string): Promise<BusReplay> {
+  async replay (channel: string, afterId: string, limit = Infinity): Promise<BusReplay> {
     if (this.#held !== undefined) await new Promise<void>((resolve) => this.#held?.push(resolve))
     if (this.failReplay !== undefined) throw this.failReplay
     const log = this.#log(channel)
     const at = log.findIndex((entry) => entry.id === afterId)
-    return at === -1 ? { entries: log.slice(), complete: false } : { entries: log.slice(at + 1), complete: true }
+    return at === -1 ? { entries: log.slice(0, limit), complete: false } : { entries: log.slice(at + 1, at + 1 + limit), complete: true }
   }
 
   compare (a: string, b: string): number {

@@ -93,7 +93,43 @@ t.test('ready() and close() pair up: a bus shared by two apps closes with the la
   t.same(seen, [])
 })
 
+t.test('ttl: a channel quiet for ttl loses its history, and is forgotten once nobody listens; ids keep increasing', async (t) => {
+  const bus = memoryBus({ ttl: 100 })
+  await bus.ready()
+  t.teardown(() => bus.close())
+  /** Polls (the sweep runs every ttl) until `replay` reports a gap for `afterId`. */
+  const expired = async (channel: string, afterId: string): Promise<boolean> => {
+    const deadline = Date.now() + 10_000
+    while ((await bus.replay(channel, afterId)).complete) {
+      if (Date.now() > deadline) return false
+      // Meanwhile a busy channel, which the sweeps pass by.
+      await bus.publish('busy', 'data: 1\n\n', 10)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    return true
+  }
+  const quiet = await bus.publish('quiet', 'data: 1\n\n', 10)
+  const heard: string[] = []
+  bus.listen('heard', (id) => heard.push(id))
+  const old = [await bus.publish('heard', 'data: 1\n\n', 10), await bus.publish('heard', 'data: 2\n\n', 10)]
+  t.same((await bus.replay('heard', old[0])).entries.map((entry) => entry.id), [old[1]])
+  t.ok(await expired('quiet', quiet), 'quiet: forgotten')
+  t.ok(await expired('heard', old[0]), 'heard: its history is gone')
+  t.same(await bus.replay('heard', old[1]), { entries: [], complete: true }, 'the last id given: nothing was missed')
+  const next = await bus.publish('heard', 'data: 3\n\n', 10)
+  const again = await bus.publish('quiet', 'data: 2\n\n', 10)
+  t.same(heard, [...old, next], 'the listener stays')
+  t.ok(bus.compare(next, old[1]) > 0 && bus.compare(again, old[1]) > 0, 'ids go on above every id issued')
+  t.same((await bus.replay('quiet', quiet)).entries.map((entry) => entry.id), [again], 'an id from before reads as a gap')
+
+  const forever = memoryBus({ ttl: false })
+  await forever.ready()
+  await forever.close()
+})
+
 t.test('options are checked', async (t) => {
+  t.throws(() => memoryBus({ ttl: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION', message: /"ttl"/ })
+  t.throws(() => memoryBus({ ttl: true as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
   t.throws(() => memoryBus(null as never), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
   t.throws(() => memoryBus({ history: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
   t.throws(() => memoryBus({ history: 2.5 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })

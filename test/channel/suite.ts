@@ -7,7 +7,7 @@ import type { Bus, Channel, ChannelMessage } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { firstMismatch, jsonRoundTrip, random, randomName, randomString, randomValue, sameJson, wellFormed } from '../wire/property.js'
 import type { Expected } from '../wire/property.js'
-import { EventReader, FrameReader, RawSubscriber, startApp, take, uniqueName } from '../support/index.js'
+import { eventually, EventReader, FrameReader, LogCapture, RawSubscriber, startApp, startChannelApp, take, uniqueName } from '../support/index.js'
 import type { Frame } from '../support/index.js'
 
 /** How the suite gets buses: the memory bus, or Redis. */
@@ -26,6 +26,9 @@ export type Test = Parameters<Parameters<typeof test>[0]>[0]
 
 const Headline = Type.Object({ title: Type.String(), rank: Type.Optional(Type.Integer()) })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
+const Order = Type.Object({ userId: Type.String(), n: Type.Integer() })
+const Notice = Type.Object({ text: Type.String() })
+type Orders = Channel<{ order: typeof Order, notice: typeof Notice }>
 
 /** The data of the next `count` events an EventSource dispatches (of type `message`). */
 function collect (source: EventSource, count: number): Promise<string[]> {
@@ -115,11 +118,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
 
   t.test('Last-Event-ID replays what came after it, then live: no gap, no duplicate at the seam', async (t) => {
     const bus = kit.create()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus }, (app) => {
-      channel = app.sse.channel(uniqueName('seam'))
-      app.get('/seam', (request, reply) => reply.sse(channel))
-    })
+    const { channel, url } = await startChannelApp(t, { bus }, '/seam', uniqueName('seam'))
     const ids: string[] = []
     for (let n = 1; n <= 5; n++) ids.push(await channel.publish({ event: 'n', data: n }))
 
@@ -151,11 +150,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
 
   t.test('a Last-Event-ID older than the history, or unknown, replays all retained and signals the gap', async (t) => {
     const bus = kit.create()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus }, (app) => {
-      channel = app.sse.channel(uniqueName('gap'), { history: 3 })
-      app.get('/gap', (request, reply) => reply.sse(channel))
-    })
+    const { channel, url } = await startChannelApp(t, { bus }, '/gap', uniqueName('gap'), { channel: { history: 3 } })
     const ids: string[] = []
     // Redis trims approximately (by whole nodes of entries): publish well past the history.
     for (let n = 1; n <= 250; n++) ids.push(await channel.publish({ data: n }))
@@ -218,11 +213,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
 
   t.test('without a schema: a string verbatim, anything else JSON; events may have no data; names are checked', async (t) => {
     const bus = kit.create()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus }, (app) => {
-      channel = app.sse.channel(uniqueName('free'))
-      app.get('/free', (request, reply) => reply.sse(channel))
-    })
+    const { channel, url } = await startChannelApp(t, { bus }, '/free', uniqueName('free'))
     const warm = channel.subscribe()
     await warm.ready
     const stream = await FrameReader.fetch(url + '/free')
@@ -257,11 +248,8 @@ export function channelSuite (t: Test, kit: BusKit): void {
   t.test('without a schema, a channel sends a string as reply.sse does: live, replayed, resumed; subscribe() gives back each value exactly', async (t) => {
     const bus = kit.create()
     const values: unknown[] = ['hello', '{"a":1}', '42', 'true', 'null', '"quoted"', 'a\r\nb\rc\nd', '', ' lead', 'é😀\u2028', { a: 1 }, 42, null, false, ['x', 2]]
-    let channel!: Channel
-    const { url } = await startApp(t, { bus }, (app) => {
-      channel = app.sse.channel(uniqueName('plain'))
-      app.get('/channel', (request, reply) => reply.sse(channel))
-      app.get('/direct', (request, reply) => reply.sse(values.map((data) => ({ data }))))
+    const { channel, url } = await startChannelApp(t, { bus }, '/channel', uniqueName('plain'), {
+      routes: (app) => app.get('/direct', (request, reply) => reply.sse(values.map((data) => ({ data }))))
     })
     const warm = channel.subscribe()
     await warm.ready
@@ -380,6 +368,11 @@ export function channelSuite (t: Test, kit: BusKit): void {
     t.throws(() => app.sse.channel(name, { schema: { done: Headline }, history: 10 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
     t.throws(() => app.sse.channel(name, { history: 10 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
     t.throws(() => app.sse.channel(name, { schema: { headline: Headline }, history: 10, maxBufferedBytes: 1 }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    const done = app.sse.channel(uniqueName('done'), { schema: { done: Done } })
+    const inlineDone = (): typeof Done => Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
+    t.equal(app.sse.channel(done.name, { schema: { done: inlineDone() } }), done, 'compared deeply, arrays too')
+    t.throws(() => app.sse.channel(done.name, { schema: { done: Type.Object({ reason: Type.Union([Type.Literal('stop')]) }) } }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
+    t.throws(() => app.sse.channel(done.name, { schema: { done: Type.Unsafe({ ...inlineDone(), required: { 0: 'reason' } }) } }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
     const plain = app.sse.channel(uniqueName('plain'))
     t.equal(app.sse.channel(plain.name), plain, 'no options: the defaults')
     t.throws(() => app.sse.channel(plain.name, { schema: { headline: Headline } }), { code: 'FST_ERR_CONDUIT_INVALID_CHANNEL' })
@@ -445,11 +438,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
 
   t.test('1,000 subscribers on one channel all receive every event, in order', async (t) => {
     const bus = kit.create()
-    let channel!: Channel
-    const { app, port } = await startApp(t, { bus, maxConnections: 2000 }, (app) => {
-      channel = app.sse.channel(uniqueName('crowd'))
-      app.get('/crowd', (request, reply) => reply.sse(channel))
-    })
+    const { channel, app, port } = await startChannelApp(t, { bus, maxConnections: 2000 }, '/crowd', uniqueName('crowd'))
     const warm = channel.subscribe()
     await warm.ready
     const subscribers: RawSubscriber[] = []
@@ -476,11 +465,7 @@ export function channelSuite (t: Test, kit: BusKit): void {
   t.test('a subscriber that stops reading is dropped past maxBufferedBytes, and counted; the others are not held back', async (t) => {
     const bus = kit.create()
     const maxBufferedBytes = 256 * 1024
-    let channel!: Channel
-    const { app, port } = await startApp(t, { bus, maxBufferedBytes }, (app) => {
-      channel = app.sse.channel(uniqueName('slow'))
-      app.get('/slow', (request, reply) => reply.sse(channel))
-    })
+    const { channel, app, port } = await startChannelApp(t, { bus, maxBufferedBytes }, '/slow', uniqueName('slow'))
     const warm = channel.subscribe()
     await warm.ready
     const slow = new RawSubscriber(port, '/slow')
@@ -589,5 +574,234 @@ export function channelSuite (t: Test, kit: BusKit): void {
     t.same(await late.next(), { done: true, value: undefined })
     t.throws(() => app.sse.channel('new'), { code: 'FST_ERR_CONDUIT_CLOSED' })
     await t.rejects(again.publish({ data: 3 }), { code: 'FST_ERR_CONDUIT_CLOSED' })
+  })
+
+  t.test('where(): each stream and iterator gets only what its predicate selects, replayed and live, as the very bytes of the channel', async (t) => {
+    const bus = kit.create()
+    let orders!: Orders
+    const { app, url } = await startApp(t, { bus }, (app) => {
+      orders = app.sse.channel(uniqueName('orders'), { schema: { order: Order, notice: Notice } })
+      // The authorization pattern: the user from the request, the predicate per subscriber.
+      app.get<{ Params: { user: string } }>('/orders/:user', (request, reply) =>
+        reply.sse(orders.where((message) => message.event === 'notice' || message.data.userId === request.params.user)))
+      app.get('/all', (request, reply) => reply.sse(orders))
+    })
+    const warm = orders.subscribe()
+    await warm.ready
+    const all = await FrameReader.fetch(url + '/all')
+    const ann = await FrameReader.fetch(url + '/orders/ann')
+    const bob = await FrameReader.fetch(url + '/orders/bob')
+    const published: Array<{ user: string | undefined, id: string }> = []
+    const publish = async (user: string | undefined, n: number): Promise<void> => {
+      const id = user === undefined
+        ? await orders.publish({ event: 'notice', data: { text: `notice ${n}` } })
+        : await orders.publish({ event: 'order', data: { userId: user, n } })
+      published.push({ user, id })
+    }
+    // Some in one event-loop turn (one batch: the filters select within it), some apart.
+    await Promise.all([publish('ann', 1), publish('bob', 2), publish('ann', 3), publish(undefined, 4)])
+    await publish('bob', 5)
+    await publish('ann', 6)
+    const everything = await all.take(6)
+    const framesFor = (user: string): string[] => everything
+      .filter((frame) => published.find((p) => p.id === frame.id)?.user !== (user === 'ann' ? 'bob' : 'ann'))
+      .map((frame) => frame.raw)
+    t.same((await ann.take(4)).map((frame) => frame.raw), framesFor('ann'), 'ann: her orders and the notice, byte for byte')
+    t.same((await bob.take(3)).map((frame) => frame.raw), framesFor('bob'), 'bob: his and the notice')
+    t.equal(app.sse.stats().sentEvents, 6 + 6 + 4 + 3, 'only what was selected counts as sent')
+
+    // Replayed after a Last-Event-ID: the same selection.
+    const resumed = await FrameReader.fetch(url + '/orders/bob', { 'last-event-id': published[0].id })
+    t.same((await resumed.take(3)).map((frame) => frame.id), published.filter((p) => p.user !== 'ann').map((p) => p.id))
+    // An iterator, narrowed twice, replayed then live.
+    const bobsOrders = orders.where((message) => message.event === 'order').where((message) => message.event === 'order' && message.data.userId === 'bob')
+    t.equal(bobsOrders.name, orders.name)
+    const iterator = bobsOrders.subscribe({ lastEventId: published[0].id })
+    await iterator.ready
+    const last = await orders.publish({ event: 'order', data: { userId: 'bob', n: 7 } })
+    await orders.publish({ event: 'order', data: { userId: 'ann', n: 8 } })
+    t.same((await take(iterator, 3)).map((message) => [message.id, message.data]), [
+      [published[1].id, { userId: 'bob', n: 2 }],
+      [published[4].id, { userId: 'bob', n: 5 }],
+      [last, { userId: 'bob', n: 7 }]
+    ])
+    t.same((await resumed.take(1)).map((frame) => frame.id), [last], 'then live')
+    t.throws(() => orders.where('bob' as never), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+    for (const stream of [all, ann, bob, resumed]) await stream.abort()
+    await iterator.return()
+    await warm.return()
+  })
+
+  t.test('where(): a predicate that throws ends that subscriber only, with a logged error; the others and the publisher go on', async (t) => {
+    const bus = kit.create()
+    const logs = new LogCapture()
+    let channel!: Channel
+    const { url } = await startApp(t, { bus }, (app) => {
+      channel = app.sse.channel(uniqueName('throws'))
+      app.get<{ Querystring: { at?: string } }>('/picky', (request, reply) => reply.sse(channel.where((message) => {
+        if (message.data === Number(request.query.at)) throw new Error('predicate bug')
+        return true
+      })))
+    }, { logger: logs.logger })
+    const warm = channel.subscribe()
+    await warm.ready
+    const ids = [await channel.publish({ data: 1 })]
+    const live = await FrameReader.fetch(url + '/picky?at=3')
+    const healthy = await FrameReader.fetch(url + '/picky')
+    const iterator = channel.where((message) => {
+      if (message.data === 3) throw new Error('predicate bug')
+      return true
+    }).subscribe()
+    await iterator.ready
+    ids.push(await channel.publish({ data: 2 }))
+    t.same(dataOf(await live.take(1)), [2])
+    t.same((await take(iterator, 1)).map((message) => message.data), [2])
+    // Batched together: the throw comes in the middle of a batch, none of which that subscriber gets.
+    ids.push(...await Promise.all([channel.publish({ data: 3 }), channel.publish({ data: 4 })]))
+    t.same(dataOf(await live.take(2)), [], 'the stream ended')
+    t.same(dataOf(await healthy.take(3)), [2, 3, 4], 'another subscriber of the same route got everything')
+    await t.rejects(iterator.next(), { message: 'predicate bug' }, 'an iterator gets the error')
+    // On replay too.
+    const replayed = await FrameReader.fetch(url + '/picky?at=2', { 'last-event-id': ids[0] })
+    t.same(await replayed.take(1), [], 'ended at the replayed event that threw')
+    ids.push(await channel.publish({ data: 5 }))
+    t.same(dataOf(await healthy.take(1)), [5])
+    t.same((await take(warm, 5)).map((message) => message.data), [1, 2, 3, 4, 5])
+    const line = await logs.waitFor('predicate threw', 3)
+    t.equal((line.err as { message: string }).message, 'predicate bug')
+    await healthy.abort()
+    await warm.return()
+  })
+
+  t.test('reply.sse(channel.subscribe(options)) streams as reply.sse(channel) does, from the subscription\'s lastEventId, what it had queued first', async (t) => {
+    const bus = kit.create()
+    let channel!: Channel
+    const handing: { subscription?: ReturnType<Channel['subscribe']> } = {}
+    const { app, url } = await startApp(t, { bus }, (app) => {
+      channel = app.sse.channel(uniqueName('handed'))
+      app.get<{ Querystring: { from?: string } }>('/subscribe', (request, reply) => reply.sse(channel.subscribe({ lastEventId: request.query.from })))
+      app.get('/direct', (request, reply) => reply.sse(channel))
+      app.get('/handed', (request, reply) => reply.sse(handing.subscription as ReturnType<Channel['subscribe']>))
+    })
+    const warm = channel.subscribe()
+    await warm.ready
+    const ids = [await channel.publish({ data: 'one' }), await channel.publish({ event: 'two', data: { n: 2 } })]
+    const viaSubscribe = await FrameReader.fetch(url + '/subscribe?from=' + ids[0])
+    const direct = await FrameReader.fetch(url + '/direct', { 'last-event-id': ids[0] })
+    ids.push(await channel.publish({ data: 3 }))
+    const frames = await viaSubscribe.take(2)
+    t.same(frames, await direct.take(2), 'the same frames')
+    t.same(frames.map((frame) => frame.id), ids.slice(1))
+
+    // A subscription used as an iterator first: what it queued and nobody pulled goes out first.
+    const handed = handing.subscription = channel.subscribe()
+    await handed.ready
+    ids.push(await channel.publish({ data: 4 }), await channel.publish({ data: 5 }))
+    await take(warm, 5)
+    t.same((await take(handed, 1)).map((message) => message.data), [4])
+    const stream = await FrameReader.fetch(url + '/handed')
+    ids.push(await channel.publish({ data: 6 }))
+    t.same((await stream.take(2)).map((frame) => frame.id), ids.slice(4), 'the one queued, then live')
+    t.same(await handed.next(), { done: true, value: undefined }, 'the iterator is done: the stream has it')
+    t.equal(app.sse.stats().openStreams, 3)
+    await stream.abort()
+    // An ended subscription ends the stream at once.
+    const ended = await FrameReader.fetch(url + '/handed')
+    await ended.ended()
+    t.same(ended.frames, [])
+    await viaSubscribe.abort()
+    await direct.abort()
+    await warm.return()
+  })
+
+  t.test('replay is paged and paced: resuming streams that read slowly hold about a page each, not the history', async (t) => {
+    const bus = kit.create()
+    const clients = 5
+    const events = 1000
+    const payload = 'r'.repeat(16 * 1024)
+    let channel!: Channel
+    const { app, port } = await startApp(t, { bus }, (app) => {
+      channel = app.sse.channel(uniqueName('long'), { history: events })
+      app.get('/long', (request, reply) => reply.sse(channel))
+    })
+    const ids: string[] = []
+    for (let n = 0; n < events; n += 50) {
+      ids.push(...await Promise.all(Array.from({ length: 50 }, () => channel.publish({ data: payload }))))
+    }
+    const subscribers: RawSubscriber[] = []
+    t.teardown(() => { for (const subscriber of subscribers) subscriber.close() })
+    for (let i = 0; i < clients; i++) subscribers.push(new RawSubscriber(port, '/long', { 'last-event-id': ids[0] }))
+    await Promise.all(subscribers.map(async (subscriber) => {
+      await subscriber.head
+      subscriber.socket.pause()
+    }))
+    // Each stream's own buffer is 64 KiB; one 32 KiB batch and one event may come on top.
+    const perStream = 64 * 1024 + 32 * 1024 + payload.length + 1024
+    let most = 0
+    t.ok(await eventually(() => {
+      most = Math.max(most, app.sse.stats().queuedBytes)
+      return app.sse.stats().queuedBytes >= clients * 64 * 1024
+    }, 30_000), 'every stream backed up')
+    t.ok(most <= clients * perStream, `the server holds about a page per stream (most ${most} bytes), not ${clients} histories of ${events * payload.length}`)
+    t.ok(app.sse.stats().sentEvents < clients * (events - 1), 'the replay waits for the readers')
+    for (const subscriber of subscribers) subscriber.socket.resume()
+    const received = await Promise.all(subscribers.map((subscriber) => subscriber.reader.waitFor(events - 1)))
+    t.equal(received.filter((frames) => frames.map((frame) => frame.id).join() === ids.slice(1).join()).length, clients, 'each got the whole replay, in order')
+    const next = await channel.publish({ data: 'live' })
+    const after = await Promise.all(subscribers.map((subscriber) => subscriber.reader.waitFor(events)))
+    t.same(after.map((frames) => frames[events - 1].id), Array(clients).fill(next), 'then live')
+  })
+
+  t.test('stats().queuedBytes counts a broadcast Buffer once, however many streams hold it', async (t) => {
+    const bus = kit.create()
+    const clients = 10
+    const payload = 'q'.repeat(64 * 1024)
+    let channel!: Channel
+    const { app, port } = await startApp(t, { bus, maxBufferedBytes: 1 << 30 }, (app) => {
+      channel = app.sse.channel(uniqueName('held'))
+      app.get('/held', (request, reply) => reply.sse(channel))
+    })
+    const warm = channel.subscribe()
+    await warm.ready
+    const subscribers: RawSubscriber[] = []
+    t.teardown(() => { for (const subscriber of subscribers) subscriber.close() })
+    for (let i = 0; i < clients; i++) subscribers.push(new RawSubscriber(port, '/held'))
+    await Promise.all(subscribers.map((subscriber) => subscriber.head))
+    for (const subscriber of subscribers) subscriber.socket.pause()
+    await eventually(() => app.sse.stats().openStreams === clients, 10_000)
+    // Past what the sockets take (the kernel's buffers), every stream queues every batch.
+    let published = 0
+    const publish = async (): Promise<string> => {
+      const id = await channel.publish({ data: payload })
+      await take(warm, 1) // the batch went out
+      published += Buffer.byteLength(`id: ${id}\ndata: ${payload}\n\n`)
+      return id
+    }
+    for (let n = 0; n < 160; n++) await publish()
+    const before = app.sse.stats().queuedBytes
+    t.ok(before > 0 && before <= published, `what is held is at most what was published once (${before} of ${published})`)
+    const id = await publish()
+    t.equal(app.sse.stats().queuedBytes - before, Buffer.byteLength(`id: ${id}\ndata: ${payload}\n\n`), 'one more batch: its bytes once')
+    for (const subscriber of subscribers) subscriber.close()
+    await warm.return()
+  })
+
+  t.test('lastEventIdQuery: an EventSource opened with the stored cursor in the URL resumes the channel after it', async (t) => {
+    const bus = kit.create()
+    let channel!: Channel
+    const { url } = await startApp(t, { bus, lastEventIdQuery: 'lastEventId' }, (app) => {
+      channel = app.sse.channel(uniqueName('reload'))
+      app.get('/reload', (request, reply) => reply.sse(channel))
+    })
+    const ids = [await channel.publish({ data: 'one' }), await channel.publish({ data: 'two' }), await channel.publish({ data: 'three' })]
+    // After a page reload: the application stored the last id it saw, and passes it on.
+    const source = new EventSource(url + '/reload?lastEventId=' + encodeURIComponent(ids[0]))
+    t.teardown(() => source.close())
+    const received = collect(source, 3)
+    await once(source, 'open')
+    await channel.publish({ data: 'four' })
+    t.same(await received, ['two', 'three', 'four'])
+    t.equal(source.readyState, source.OPEN)
+    source.close()
   })
 }

@@ -25,3 +25,29 @@ test('lib/client imports only itself, lib/wire and TypeBox; lib/wire imports onl
     t.notMatch(code, /\b(Buffer|process|require|__dirname|setImmediate)\b|\bglobal\./, `${file}: no Node globals`)
   }
 })
+
+test('the linter refuses a Node built-in in lib/client, in every spelling', async (t) => {
+  const { ESLint } = await import('eslint')
+  const eslint = new ESLint({ cwd: join(lib, '..') })
+  const imports = [
+    "import { readFileSync } from 'node:fs'",
+    "import { Buffer } from 'buffer'",
+    "import { setTimeout } from 'node:timers/promises'",
+    "import { EventEmitter } from 'events'",
+    "export { createHash } from 'node:crypto'",
+    "import fastify from 'fastify'",
+    "import { GAP_FRAME } from '../channel/channel.js'",
+    "export const load = () => import('node:fs')",
+    "export const load = () => import('fs/promises')"
+  ]
+  for (const line of imports) {
+    const [result] = await eslint.lintText(`${line}\n`, { filePath: join(lib, 'client', 'probe.ts') })
+    const rules = result.messages.map((message) => message.ruleId)
+    t.ok(rules.includes('no-restricted-imports') || rules.includes('no-restricted-syntax'), `${line}: ${JSON.stringify(rules)}`)
+  }
+  // The same lines pass elsewhere (lib/stream may use Node), and the client's own imports pass.
+  const [server] = await eslint.lintText("import { readFileSync } from 'node:fs'\n\nexport const read = readFileSync\n", { filePath: join(lib, 'stream', 'probe.ts') })
+  t.same(server.messages, [])
+  const [client] = await eslint.lintText("import { assertId } from '../wire/guards.js'\n\nexport const check = assertId\nexport const load = () => import('./parser.js')\n", { filePath: join(lib, 'client', 'probe.ts') })
+  t.same(client.messages, [])
+})

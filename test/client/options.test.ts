@@ -33,7 +33,17 @@ test('wrong options throw ClientOptionError at once, naming the option', async (
     ['events', { events: 'x' }, 'events'],
     ['events value', { events: { token: null } }, 'events.token'],
     ['events value', { events: { token: 'string' } }, 'events.token'],
-    ['events value', { events: { token: { type: 'string' } } }, 'events.token']
+    ['events value', { events: { token: { type: 'string' } } }, 'events.token'],
+    ['onGap', { onGap: 'x' }, 'onGap'],
+    ['idleTimeout', { idleTimeout: 0 }, 'idleTimeout'],
+    ['idleTimeout', { idleTimeout: -1 }, 'idleTimeout'],
+    ['idleTimeout', { idleTimeout: true }, 'idleTimeout'],
+    ['idleTimeout', { idleTimeout: Infinity }, 'idleTimeout'],
+    ['idleTimeout', { idleTimeout: '100' }, 'idleTimeout'],
+    ['maxEventSize', { maxEventSize: 0 }, 'maxEventSize'],
+    ['maxEventSize', { maxEventSize: 1.5 }, 'maxEventSize'],
+    ['maxEventSize', { maxEventSize: false }, 'maxEventSize'],
+    ['maxEventSize', { maxEventSize: NaN }, 'maxEventSize']
   ]
   for (const [name, options, option] of cases) {
     try {
@@ -93,4 +103,11 @@ test('good options pass', async (t) => {
     onReconnect: () => {}
   }))
   t.doesNotThrow(() => connect(URL_, { reconnect: { minDelay: 0, maxDelay: 0 } }))
+  t.doesNotThrow(() => connect(URL_, {
+    idleTimeout: false,
+    maxEventSize: 1,
+    onGap: () => {},
+    headers: async () => ({ authorization: 'Bearer t' })
+  }))
+  t.doesNotThrow(() => connect(URL_, { idleTimeout: 0.5, maxEventSize: 2 ** 40, headers: () => [['a', '1']] }))
 })

@@ -281,3 +281,92 @@ test('same events as eventsource-parser on random streams', async (t) => {
   }
   t.ok(compared >= 1000, `${compared} events compared over 1000 random streams`)
 })
+
+test('onComment: each comment without the colon and one space, in order among the events', async (t) => {
+  const seen: string[] = []
+  const events: ParsedEvent[] = []
+  const parser = new EventStreamParser('', { onComment: (comment) => seen.push(`${events.length}:${comment}`) })
+  const returned = parser.feed(bytes(': gap\n\ndata: a\n\n:gap\n:  two spaces\n:\ndata: b\n: inside\n\n'), events)
+  t.equal(returned, events, 'appended to the array given')
+  t.same(events, [message('a'), message('b')])
+  t.same(seen, ['0:gap', '1:gap', '1: two spaces', '1:', '1:inside'])
+  // Split anywhere, the comments are the same.
+  for (const chunks of splits(bytes(': gap\r\n:x\r\n\r\n'))) {
+    const comments: string[] = []
+    const split = new EventStreamParser('', { onComment: (comment) => comments.push(comment) })
+    for (const chunk of chunks) split.feed(chunk)
+    t.same(comments, ['gap', 'x'])
+  }
+})
+
+test('maxEventSize: an event is its lines in UTF-8, line ends included, up to the blank line', async (t) => {
+  // 'data: abc\n' is 10 bytes; é is 2, 中 is 3, 😀 is 4 (one surrogate pair).
+  const frames: Array<[string, number]> = [
+    ['data: abc\n\n', 10],
+    ['data: é\n\n', 9],
+    ['data: 中\n\n', 10],
+    ['data: 😀\n\n', 11],
+    ['event: x\r\nid: 1\r\n: note\r\ndata: 中é😀a\r\n\r\n', 10 + 7 + 8 + 6 + 3 + 2 + 4 + 1 + 2],
+    ['retry: 5\r\rdata: a\r\r', 9]
+  ]
+  for (const [frame, size] of frames) {
+    for (const chunks of splits(bytes(frame))) {
+      const fits = new EventStreamParser('', { maxEventSize: size })
+      const events = chunks.flatMap((chunk) => fits.feed(chunk))
+      t.equal(events.length, 1, `${JSON.stringify(frame)} in ${size} bytes, split as ${chunks.map((c) => c.length).join('+')}`)
+
+      const small = new EventStreamParser('', { maxEventSize: size - 1 })
+      t.throws(() => { for (const chunk of chunks) small.feed(chunk) }, { code: 'FST_ERR_CONDUIT_CLIENT_EVENT_TOO_LARGE', maxEventSize: size - 1 })
+    }
+  }
+  // Lone surrogates (not a pair) are three bytes each, as U+FFFD would be.
+  const lone = new EventStreamParser('', { maxEventSize: 6 + 3 + 1 })
+  t.same(lone.feed(bytes('data: \uD800\n\n')).length, 1)
+})
+
+test('maxEventSize: each event counts from the end of the one before; many small events never add up', async (t) => {
+  const parser = new EventStreamParser('', { maxEventSize: 10 })
+  parser.feed(bytes('data: a'))
+  let events = 0
+  for (let i = 0; i < 1000; i++) events += parser.feed(bytes('b\n\ndata: a')).length
+  t.equal(events, 1000, 'the unfinished tail counts toward its own event only')
+  t.equal(parser.feed(bytes('bc\n\n')).length, 1)
+  // Heartbeats (comment frames) end with a blank line too.
+  for (let i = 0; i < 1000; i++) parser.feed(bytes(':\n\n'))
+  t.equal(parser.feed(bytes('data: abc\n\n')).length, 1)
+})
+
+test('maxEventSize: an endless line is refused as soon as it passes the limit, in any chunking', async (t) => {
+  const parser = new EventStreamParser('', { maxEventSize: 1000 })
+  const chunk = bytes('x'.repeat(100))
+  let fed = 0
+  t.throws(() => { for (;;) { parser.feed(chunk); fed++ } }, { code: 'FST_ERR_CONDUIT_CLIENT_EVENT_TOO_LARGE', type: 'event-too-large' })
+  t.equal(fed, 10, 'the 11th chunk passed it')
+  // One chunk holding a whole event too large, after a small one.
+  const whole = new EventStreamParser('', { maxEventSize: 1000 })
+  t.throws(() => whole.feed(bytes(`data: a\n\ndata: ${'x'.repeat(1000)}\n\n`)), { code: 'FST_ERR_CONDUIT_CLIENT_EVENT_TOO_LARGE' })
+  // Without the option: 4 MiB.
+  const byDefault = new EventStreamParser()
+  const mib = bytes('y'.repeat(1024 * 1024))
+  for (let i = 0; i < 4; i++) byDefault.feed(mib)
+  t.throws(() => byDefault.feed(bytes('y')), { code: 'FST_ERR_CONDUIT_CLIENT_EVENT_TOO_LARGE', maxEventSize: 4 * 1024 * 1024 })
+})
+
+test('maxEventSize: a multibyte character cut by chunks, even byte by byte, is counted once', async (t) => {
+  // Events spanning many chunks count the bytes of chunks without a blank line; the decoder
+  // holds a cut sequence for the next chunk, and so does the count.
+  for (const text of ['data: 😀😀😀\n\n', 'data: 中中中\n\n', 'data: ééé\n\n', 'data: a😀中é\n\n']) {
+    const data = bytes(text)
+    const size = data.length - 1
+    const parser = new EventStreamParser('', { maxEventSize: size })
+    const events = Array.from(data, (byte) => parser.feed(Uint8Array.of(byte))).flat()
+    t.same(events.map((e) => e.data), [text.slice(6, -2)])
+    const tight = new EventStreamParser('', { maxEventSize: size - 1 })
+    t.throws(() => { for (const byte of data) tight.feed(Uint8Array.of(byte)) }, { code: 'FST_ERR_CONDUIT_CLIENT_EVENT_TOO_LARGE' })
+  }
+  // An empty chunk changes nothing.
+  const parser = new EventStreamParser('', { maxEventSize: 10 })
+  parser.feed(Uint8Array.of(0x64, 0x61, 0x74, 0x61, 0x3A, 0x20, 0xC3))
+  parser.feed(new Uint8Array())
+  t.same(parser.feed(Uint8Array.of(0xA9, 0x0A, 0x0A)), [message('é')])
+})

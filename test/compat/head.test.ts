@@ -1,32 +1,28 @@
 // HEAD answers the event-stream head and holds nothing: it never runs the source (or ends it at
 // once) and does not count against maxConnections.
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import fastifyConduit from '../../lib/index.js'
-import { connectClient, eventually, EventReader, within } from '../support/index.js'
+import { closeApp, connectClient, eventually, EventReader, fastifyDefaultClose, startApp } from '../support/index.js'
 
 const PROMPT = 2_000
 
 for (const protocol of ['http1', 'http2'] as const) {
   t.test(`${protocol} · maxConnections 2: ten HEAD requests, then a GET still streams`, async (t) => {
-    const app = (protocol === 'http2' ? Fastify({ http2: true }) : Fastify()) as unknown as FastifyInstance
-    await app.register(fastifyConduit, { heartbeat: false, maxConnections: 2 })
     let started = 0
     let finished = 0
-    // A feed: what is there now, then it waits for more until the client leaves.
-    app.get('/feed', (request, reply) => reply.sse(async function * ({ signal }) {
-      started++
-      try {
-        yield { id: '1', data: 'one' }
-        yield { id: '2', data: 'two' }
-        await sleep(60_000, undefined, { signal }).catch(() => {})
-      } finally {
-        finished++
-      }
-    }))
-    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { app } = await startApp(t, { maxConnections: 2 }, (app) => {
+      // A feed: what is there now, then it waits for more until the client leaves.
+      app.get('/feed', (request, reply) => reply.sse(async function * ({ signal }) {
+        started++
+        try {
+          yield { id: '1', data: 'one' }
+          yield { id: '2', data: 'two' }
+          await sleep(60_000, undefined, { signal }).catch(() => {})
+        } finally {
+          finished++
+        }
+      }))
+    }, { http2: protocol === 'http2', ...fastifyDefaultClose })
     const client = connectClient(app, protocol, PROMPT)
 
     for (let i = 0; i < 10; i++) {
@@ -48,10 +44,8 @@ for (const protocol of ['http1', 'http2'] as const) {
     t.same(reader.events, [{ event: 'message', id: '1', data: 'one' }, { event: 'message', id: '2', data: 'two' }], 'GET: every event, once, in order')
     res.close()
 
-    client.end()
-    const closing = app.close()
-    t.ok(await within(closing, 5_000), 'app.close() resolves within 5 s')
-    client.destroy()
-    await closing
+    const closed = await closeApp(app, client, 5_000)
+    t.ok(closed.inTime, 'app.close() resolves within 5 s')
+    t.ok(closed.afterDrop, 'app.close() resolves once the clients are gone')
   })
 }

@@ -1,27 +1,23 @@
 // Headers the application set before reply.sse come out as it set them, its Cache-Control
 // included: `no-transform` keeps proxies from compressing or buffering the stream.
-import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import fastifyConduit from '../../lib/index.js'
-import { connectClient, EventReader, within } from '../support/index.js'
+import { closeApp, connectClient, EventReader, fastifyDefaultClose, startApp } from '../support/index.js'
 
 const PROMPT = 2_000
 
 for (const protocol of ['http1', 'http2'] as const) {
   t.test(`${protocol} · headers set before reply.sse are kept`, async (t) => {
-    const app = (protocol === 'http2' ? Fastify({ http2: true }) : Fastify()) as unknown as FastifyInstance
-    await app.register(fastifyConduit, { heartbeat: false })
-    app.addHook('onRequest', (request, reply, done) => {
-      reply.header('x-request-id', request.id)
-      done()
-    })
-    app.get('/stream', (request, reply) => {
-      reply.header('cache-control', 'no-cache, no-transform')
-      reply.header('x-app', 'kept')
-      return reply.sse([{ id: '1', data: 'one' }])
-    })
-    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { app } = await startApp(t, {}, (app) => {
+      app.addHook('onRequest', (request, reply, done) => {
+        reply.header('x-request-id', request.id)
+        done()
+      })
+      app.get('/stream', (request, reply) => {
+        reply.header('cache-control', 'no-cache, no-transform')
+        reply.header('x-app', 'kept')
+        return reply.sse([{ id: '1', data: 'one' }])
+      })
+    }, { http2: protocol === 'http2', ...fastifyDefaultClose })
     const client = connectClient(app, protocol, PROMPT)
 
     const res = await client.request('/stream', 'GET', {})
@@ -34,10 +30,8 @@ for (const protocol of ['http1', 'http2'] as const) {
     t.ok(await reader.end(PROMPT), 'the response ends')
     t.same(reader.events, [{ event: 'message', id: '1', data: 'one' }], 'the event arrives')
 
-    client.end()
-    const closing = app.close()
-    t.ok(await within(closing, 5_000), 'app.close() resolves within 5 s')
-    client.destroy()
-    await closing
+    const closed = await closeApp(app, client, 5_000)
+    t.ok(closed.inTime, 'app.close() resolves within 5 s')
+    t.ok(closed.afterDrop, 'app.close() resolves once the clients are gone')
   })
 }

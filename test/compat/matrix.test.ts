@@ -16,8 +16,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import fastifyConduit from '../../lib/index.js'
 import type { Channel, SSEMessage, SSESource } from '../../lib/index.js'
-import { connectClient, deferred, eventually, EventReader, LogCapture, within } from '../support/index.js'
-import type { Client, Headers, Method, Protocol, ReceivedEvent } from '../support/index.js'
+import { closeApp, connectClient, deferred, eventually, EventReader, LogCapture } from '../support/index.js'
+import type { Client, Headers, Method, Protocol, ReceivedEvent, Response } from '../support/index.js'
 
 // Bounds on waits that take about a millisecond when things work: they only turn a hang into
 // a failed assertion, so they are generous.
@@ -376,22 +376,43 @@ function problemsSince (matrix: MatrixApp, index: number): string[] {
     })
 }
 
+/** One cell's response, with what it checks against: its probe, and the log lines and open streams there were before it. */
+interface Cell { probe: Probe, res: Response, reader: EventReader, logged: number, open: number }
+
 /**
- * Sends one cell's request, with what the cell checks against: its probe, and the log lines,
- * crashes and open streams there were before it.
+ * Sends one cell's request and runs `check` on what came back; whatever it found, the source
+ * and the response are let go after it, and the cell must have caused no uncaught error.
  */
-async function startCell (matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind, method: Method) {
+async function runCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind, method: Method, check: (cell: Cell) => Promise<void>): Promise<void> {
   const cell = String(++cells)
   const probe = new Probe()
   matrix.probes.set(cell, probe)
-  const before = { logged: matrix.logs.length, crashed: matrix.crashes.length, open: openStreams(matrix) }
+  const crashed = matrix.crashes.length
+  const before = { logged: matrix.logs.length, open: openStreams(matrix) }
   const res = await client.request(kind.path, method, { ...setup.headers, ...kind.headers?.(matrix), 'x-cell': cell })
-  return { probe, res, reader: new EventReader(res.body), ...before }
+  try {
+    await check({ probe, res, reader: new EventReader(res.body), ...before })
+  } finally {
+    probe.release()
+    res.close()
+    t.same(matrix.crashes.slice(crashed).map(String), [], 'no uncaught error')
+  }
+}
+
+/**
+ * Once the cell's response is over: its source has ended (`served`: it ran; else it may never
+ * have started, as for a refused stream or a HEAD) and the app counts no stream for it. Waits
+ * up to PROMPT for both, then checks both.
+ */
+async function checkReleased (t: Test, matrix: MatrixApp, probe: Probe, open: number, { served, openMessage }: { served: boolean, openMessage: string }): Promise<void> {
+  const over = (): boolean => served ? probe.finished : !probe.started || probe.finished
+  await eventually(() => over() && openStreams(matrix) <= open, PROMPT)
+  t.ok(over(), served ? "the source's finally ran" : 'the source never started, or its finally ran')
+  t.equal(openStreams(matrix), open, openMessage)
 }
 
 async function getCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind): Promise<void> {
-  const { probe, res, reader, logged, crashed, open } = await startCell(matrix, client, setup, kind, 'GET')
-  try {
+  return runCell(t, matrix, client, setup, kind, 'GET', async ({ probe, res, reader, logged, open }) => {
     if (setup.refuses !== undefined) {
       t.equal(res.status, setup.refuses, `status ${setup.refuses}`)
       t.ok(await reader.end(PROMPT), 'the answer ends')
@@ -402,9 +423,7 @@ async function getCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup
       t.equal(res.status, 500, 'status 500: EventSource stops instead of reconnecting')
       t.match(res.headers['content-type'], /^application\/json/, 'a JSON error body')
       t.ok(await reader.end(PROMPT), 'the refused stream ends at once')
-      await eventually(() => (!probe.started || probe.finished) && openStreams(matrix) <= open, PROMPT)
-      t.ok(!probe.started || probe.finished, 'the source never started, or its finally ran')
-      t.equal(openStreams(matrix), open, 'the stream is no longer counted open')
+      await checkReleased(t, matrix, probe, open, { served: false, openMessage: 'the stream is no longer counted open' })
       const codes = matrix.logs.slice(logged).map((line) => (line.err as { code?: string } | undefined)?.code)
       t.ok(codes.includes(setup.refusesStream), `${setup.refusesStream} is logged`)
       return
@@ -426,34 +445,21 @@ async function getCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup
     }
     t.same(reader.events, expected, 'every event, once, in order')
     t.equal(reader.error?.message, undefined, 'the body does not fail')
-    await eventually(() => probe.finished && openStreams(matrix) <= open, PROMPT)
-    t.ok(probe.finished, "the source's finally ran")
-    t.equal(openStreams(matrix), open, 'the stream is no longer counted open')
+    await checkReleased(t, matrix, probe, open, { served: true, openMessage: 'the stream is no longer counted open' })
     t.same(problemsSince(matrix, logged), [], 'no error logged, no write after end')
-  } finally {
-    probe.release()
-    res.close()
-    t.same(matrix.crashes.slice(crashed).map(String), [], 'no uncaught error')
-  }
+  })
 }
 
 async function headCell (t: Test, matrix: MatrixApp, client: Client, setup: Setup, kind: SourceKind): Promise<void> {
-  const { probe, res, reader, logged, crashed, open } = await startCell(matrix, client, setup, kind, 'HEAD')
-  try {
+  return runCell(t, matrix, client, setup, kind, 'HEAD', async ({ probe, res, reader, logged, open }) => {
     t.equal(res.status, setup.refuses ?? 200, `status ${setup.refuses ?? 200}`)
     if (setup.refuses === undefined) t.match(res.headers['content-type'], /^text\/event-stream/, 'content-type text/event-stream')
     t.ok(await reader.end(PROMPT), 'the response ends')
     // Node's HTTP/1.1 client reads no body after a HEAD whatever comes; HTTP/2 would show one.
     t.equal(reader.bytes, 0, 'no body')
-    await eventually(() => (!probe.started || probe.finished) && openStreams(matrix) <= open, PROMPT)
-    t.ok(!probe.started || probe.finished, 'the source never started, or its finally ran')
-    t.equal(openStreams(matrix), open, 'a HEAD holds no stream')
+    await checkReleased(t, matrix, probe, open, { served: false, openMessage: 'a HEAD holds no stream' })
     t.same(problemsSince(matrix, logged), [], 'no error logged, no write after end')
-  } finally {
-    probe.release()
-    res.close()
-    t.same(matrix.crashes.slice(crashed).map(String), [], 'no uncaught error')
-  }
+  })
 }
 
 const methods: Array<[Method, typeof getCell]> = [['GET', getCell], ['HEAD', headCell]]
@@ -474,12 +480,9 @@ t.test('matrix', async (t) => {
         }
         await t.test(`${protocol} · ${setup.name} · app.close()`, async (t) => {
           const crashed = matrix.crashes.length
-          client.end()
-          const closing = matrix.app.close()
-          t.ok(await within(closing, CLOSE), 'resolves within 5 s')
-          // Whatever failed, let the process exit: drop the connections, then the server closes.
-          client.destroy()
-          t.ok(await within(closing, CLOSE), 'resolves once the clients are gone')
+          const closed = await closeApp(matrix.app, client, CLOSE)
+          t.ok(closed.inTime, 'resolves within 5 s')
+          t.ok(closed.afterDrop, 'resolves once the clients are gone')
           t.same(matrix.crashes.slice(crashed).map(String), [], 'no uncaught error')
         })
       })

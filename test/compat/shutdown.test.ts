@@ -1,26 +1,22 @@
 // A client that stops reading a fast, endless stream must not hold app.close(): queued bytes get
 // a short grace period, then the connection is destroyed.
-import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import fastifyConduit from '../../lib/index.js'
-import { connectClient, deferred, eventually, within } from '../support/index.js'
+import { connectClient, deferred, eventually, fastifyDefaultClose, startApp, within } from '../support/index.js'
 
 const BIG = 'x'.repeat(64 * 1024)
 
 for (const protocol of ['http1', 'http2'] as const) {
   t.test(`${protocol} · app.close() with a client that stopped reading`, async (t) => {
-    const app = (protocol === 'http2' ? Fastify({ http2: true }) : Fastify()) as unknown as FastifyInstance
-    await app.register(fastifyConduit, { heartbeat: false })
     const finished = deferred()
-    app.get('/firehose', (request, reply) => reply.sse(async function * () {
-      try {
-        for (let i = 0; ; i++) yield { id: String(i), data: BIG }
-      } finally {
-        finished.resolve()
-      }
-    }))
-    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { app } = await startApp(t, {}, (app) => {
+      app.get('/firehose', (request, reply) => reply.sse(async function * () {
+        try {
+          for (let i = 0; ; i++) yield { id: String(i), data: BIG }
+        } finally {
+          finished.resolve()
+        }
+      }))
+    }, { http2: protocol === 'http2', ...fastifyDefaultClose })
     const client = connectClient(app, protocol, 2_000)
 
     const res = await client.request('/firehose', 'GET', {})

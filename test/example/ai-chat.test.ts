@@ -1,36 +1,46 @@
 import t, { type Test } from 'tap'
-import { aiChat } from '../../example/ai-chat.ts'
+import type { FastifyInstance } from 'fastify'
+import { streamEvents } from 'fastify-conduit/testing'
+import { aiChat, Done, Token } from '../../example/ai-chat.ts'
 import { answer } from '../../example/assistant.ts'
 import { FrameReader, startPackageApp } from '../support/index.js'
 
-async function start (t: Test): Promise<string> {
-  return (await startPackageApp(t, {}, (app) => { app.register(aiChat, { delay: 1 }) })).url
+async function start (t: Test): Promise<FastifyInstance> {
+  return (await startPackageApp(t, {}, (app) => { app.register(aiChat, { delay: 1 }) })).app
 }
 
 const tokens = answer('hello')
+const events = { token: Token, done: Done }
 
-t.test('streams the answer as token events, then done', async (t) => {
-  const url = await start(t)
-  const frames = await (await FrameReader.open(url + '/ai/chat?prompt=hello')).all()
+t.test('streams the answer as token events, then done (the exact frames)', async (t) => {
+  const app = await start(t)
+  const frames = await (await FrameReader.open(app.listeningOrigin + '/ai/chat?prompt=hello')).all()
   t.same(frames, [
     ...tokens.map((text, i) => `event: token\nid: ${i}\ndata: ${JSON.stringify({ text })}\n\n`),
     `event: done\nid: ${tokens.length}\ndata: {"reason":"stop"}\n\n`
   ])
-  t.equal(tokens.join(''), answer('hello').join(''))
+})
+
+t.test('as a test reads it: typed events, injected or over HTTP', async (t) => {
+  const app = await start(t)
+  for (const transport of ['http', 'inject'] as const) {
+    const stream = await streamEvents(app, '/ai/chat', { query: { prompt: 'hello' }, events, transport })
+    const received = await stream.collect()
+    t.same(received.map((event) => event.event === 'token' ? event.data.text : event.data.reason), [...tokens, 'stop'], transport)
+  }
 })
 
 t.test('a reconnecting client resumes after Last-Event-ID; after done it gets 204', async (t) => {
-  const url = await start(t)
-  const frames = await (await FrameReader.open(url + '/ai/chat?prompt=hello', { 'last-event-id': '4' })).all()
-  t.equal(frames[0], `event: token\nid: 5\ndata: ${JSON.stringify({ text: tokens[5] })}\n\n`)
-  t.equal(frames.length, tokens.length - 5 + 1)
-  const done = await FrameReader.open(url + '/ai/chat?prompt=hello', { 'last-event-id': String(tokens.length) })
-  t.equal(done.response.statusCode, 204)
+  const app = await start(t)
+  const stream = await streamEvents(app, '/ai/chat?prompt=hello', { events, lastEventId: '4' })
+  const received = await stream.collect()
+  t.same(received[0], { event: 'token', data: { text: tokens[5] }, id: '5' })
+  t.equal(received.length, tokens.length - 5 + 1)
+  t.equal((await streamEvents(app, '/ai/chat?prompt=hello', { lastEventId: stream.lastEventId })).statusCode, 204)
 })
 
 t.test('a missing prompt is a 400, not a stream', async (t) => {
-  const url = await start(t)
-  const reader = await FrameReader.open(url + '/ai/chat')
-  t.equal(reader.response.statusCode, 400)
-  reader.close()
+  const stream = await streamEvents(await start(t), '/ai/chat')
+  t.equal(stream.statusCode, 400)
+  t.match(JSON.parse(stream.text as string), { code: 'FST_ERR_VALIDATION' })
 })

@@ -25,6 +25,7 @@ const esm = `
 import fastifyConduit, { fastifyConduit as named, formatEvent, memoryBus, type Channel, type SSEMessage } from 'fastify-conduit'
 import { connect } from 'fastify-conduit/client'
 import { redisBus } from 'fastify-conduit/redis'
+import { streamEvents } from 'fastify-conduit/testing'
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 
@@ -44,6 +45,10 @@ for await (const ev of connect('http://127.0.0.1:3000/ticks', { events: { tick: 
   // @ts-expect-error ev.data is typed by the events' schemas
   const s: string = ev.data.n
 }
+for await (const ev of await streamEvents(app, '/ticks', { events: { tick: Tick }, limit: 1 })) {
+  // @ts-expect-error ev.data is typed by the events' schemas
+  const s: string = ev.data.n
+}
 export { channel, message }
 export const frame: string = formatEvent(message)
 `
@@ -52,6 +57,7 @@ const cjs = `
 import fastifyConduit = require('fastify-conduit')
 import client = require('fastify-conduit/client')
 import redis = require('fastify-conduit/redis')
+import testing = require('fastify-conduit/testing')
 import Fastify = require('fastify')
 import { Type } from '@sinclair/typebox'
 
@@ -70,7 +76,8 @@ const channel: fastifyConduit.Channel<{ tick: typeof Tick }> = app.sse.channel('
 new fastifyConduit.Channel()
 const error: Error = new fastifyConduit.errors.InvalidOptionError('heartbeat', 'is wrong')
 const stream = client.connect('http://127.0.0.1:3000/ticks', { events: { tick: Tick } })
-export = { channel, error, stream, frame: fastifyConduit.formatEvent(message) }
+const opened: Promise<testing.TestEventStream<{ event: 'tick', data: { n: number }, id: string, retry?: number }>> = testing.streamEvents(app, '/ticks', { events: { tick: Tick } })
+export = { channel, error, stream, opened, frame: fastifyConduit.formatEvent(message) }
 `
 
 // \`const x = require(...)\` is typed in JavaScript (checkJs); in TypeScript it is \`any\`.

@@ -32,3 +32,10 @@ t.test('fastify-conduit/client', async (t) => {
   const esm = run(['--input-type=module', '-e', "import { connect } from 'fastify-conduit/client'; console.log(typeof connect)"])
   t.equal(esm, 'function')
 })
+
+t.test('fastify-conduit/testing', async (t) => {
+  const cjs = run(['-e', "const k = require('fastify-conduit/testing'); console.log(typeof k.streamEvents, typeof k.TestEventStream)"])
+  t.equal(cjs, 'function function')
+  const esm = run(['--input-type=module', '-e', "import { streamEvents } from 'fastify-conduit/testing'; console.log(typeof streamEvents)"])
+  t.equal(esm, 'function')
+})

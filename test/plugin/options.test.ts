@@ -3,8 +3,10 @@ import t from 'tap'
 import fastifyConduit, { memoryBus } from '../../lib/index.js'
 import { redisBus } from '../../lib/redis/index.js'
 import type { FastifyConduitOptions } from '../../lib/index.js'
+import { startApp } from '../support/index.js'
 
 // Options are checked at registration: a wrong type or value fails register with a coded error.
+// The tests of registration itself build their app by hand: startApp would register for them.
 
 const bad: Array<[string, unknown]> = [
   ['heartbeat', 0],
@@ -43,11 +45,10 @@ t.test('good options are accepted', async (t) => {
 })
 
 t.test('stream options are checked too', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit)
-  app.get('/bad-heartbeat', (request, reply) => reply.sse([], { heartbeat: -1 }))
-  app.get('/bad-options', (request, reply) => reply.sse([], 'fast' as never))
-  t.teardown(() => app.close())
+  const { app } = await startApp(t, {}, (app) => {
+    app.get('/bad-heartbeat', (request, reply) => reply.sse([], { heartbeat: -1 }))
+    app.get('/bad-options', (request, reply) => reply.sse([], 'fast' as never))
+  })
   for (const path of ['/bad-heartbeat', '/bad-options']) {
     const res = await app.inject(path)
     t.equal(res.statusCode, 500)
@@ -63,9 +64,7 @@ t.test('the plugin is registered once per instance, under its name', async (t) =
 })
 
 t.test('every options object names the option that is wrong, and is refused when not an object', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit)
-  t.teardown(() => app.close())
+  const { app } = await startApp(t)
   const cases: Array<[string, () => unknown]> = [
     ['channel options', () => app.sse.channel('x', null as never)],
     ['history', () => app.sse.channel('x', { history: 0 })],

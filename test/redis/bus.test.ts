@@ -1,11 +1,10 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import type { Channel } from '../../lib/index.js'
 import { redisBus } from '../../lib/redis/index.js'
 import { loadIoredis } from '../../lib/redis/client.js'
-import { FrameReader, freePort, LogCapture, startApp, take, uniqueName } from '../support/index.js'
-import { deleteKeys, needRedis, REDIS_URL, testClient, testPrefix } from './helpers.js'
+import { FrameReader, freePort, LogCapture, startApp, startChannelApp, take, uniqueName } from '../support/index.js'
+import { connectedClient, deleteKeys, needRedis, REDIS_URL, testClient, testPrefix } from './helpers.js'
 
 t.test('options are checked when the bus is made', async (t) => {
   t.throws(() => redisBus(null as never), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
@@ -16,6 +15,8 @@ t.test('options are checked when the bus is made', async (t) => {
   t.throws(() => redisBus({ client: null as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
   t.throws(() => redisBus({ prefix: 1 as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
   t.throws(() => redisBus({ history: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
+  t.throws(() => redisBus({ ttl: 0 }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION', message: /"ttl"/ })
+  t.throws(() => redisBus({ ttl: '1d' as never }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION' })
   t.equal(redisBus().history, 1000)
   t.equal(redisBus({ history: 5 }).history, 5)
 })
@@ -89,17 +90,11 @@ if (await needRedis(t)) {
   })
 
   t.test('a key that is not a stream: publish, listen and replay fail with FST_ERR_CONDUIT_BUS', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const name = uniqueName('string')
     await client.set(prefix + name, 'not a stream')
     const logs = new LogCapture()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus: bus() }, (app) => {
-      channel = app.sse.channel(name)
-      app.get('/s', (request, reply) => reply.sse(channel))
-    }, { logger: logs.logger })
+    const { channel, url } = await startChannelApp(t, { bus: bus() }, '/s', name, { fastify: { logger: logs.logger } })
     await t.rejects(channel.publish({ data: 1 }), { code: 'FST_ERR_CONDUIT_BUS' })
     await t.rejects(channel.subscribe().ready, { code: 'FST_ERR_CONDUIT_BUS' })
     await t.rejects(channel.subscribe({ lastEventId: '1-1' }).ready, { code: 'FST_ERR_CONDUIT_BUS' })
@@ -117,9 +112,7 @@ if (await needRedis(t)) {
   })
 
   t.test('a channel subscribed while the reader is blocked on others joins at once (CLIENT UNBLOCK)', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const unblocks = async (): Promise<number> => {
       const stats = await client.info('commandstats')
       return Number(/cmdstat_client\|unblock:calls=(\d+)/.exec(stats)?.[1] ?? 0)
@@ -163,9 +156,7 @@ if (await needRedis(t)) {
   })
 
   t.test('a reply for a channel dropped while its read was in flight is ignored', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const direct = bus()
     await direct.ready()
     t.teardown(() => direct.close())
@@ -182,6 +173,31 @@ if (await needRedis(t)) {
       client.xadd(prefix + kept, '*', 'frame', 'data: 2\n\n')))
     t.equal(await arrived, 'data: 2\n\n')
     t.same(seen, [], 'the dropped listener got nothing')
+  })
+
+  t.test('ttl: every publish renews the key\'s expiry; an expired key is a gap; ttl false keeps keys', async (t) => {
+    const expiring = bus({ ttl: 60_000 })
+    const { app } = await startApp(t, { bus: expiring })
+    const client = testClient()
+    await client.connect()
+    t.teardown(() => client.disconnect())
+    const channel = app.sse.channel(uniqueName('ttl'))
+    const first = await channel.publish({ data: 1 })
+    const pttl = await client.pttl(prefix + channel.name)
+    t.ok(pttl > 0 && pttl <= 60_000, `expires within the ttl (${pttl} ms)`)
+    await client.pexpire(prefix + channel.name, 5000)
+    await channel.publish({ data: 'renewed' })
+    t.ok(await client.pttl(prefix + channel.name) > 5000, 'renewed by the publish')
+    await client.del(prefix + channel.name) // as Redis does once it expires
+    const next = await channel.publish({ data: 2 })
+    t.ok(expiring.compare(next, first) > 0, 'ids go on increasing (they are times)')
+    const replay = await expiring.replay(channel.name, first)
+    t.same([replay.complete, replay.entries.map((entry) => entry.id)], [false, [next]], 'an id from before reads as a gap')
+
+    const { app: keeping } = await startApp(t, { bus: bus({ ttl: false }) })
+    const kept = keeping.sse.channel(uniqueName('kept'))
+    await kept.publish({ data: 1 })
+    t.equal(await client.pttl(prefix + kept.name), -1, 'no expiry')
   })
 
   t.test('replay from an id still retained is exact; from a trimmed one it reports the gap', async (t) => {
@@ -206,9 +222,7 @@ if (await needRedis(t)) {
   })
 
   t.test('stream entries written by something else are skipped, live and in replays', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const { app } = await startApp(t, { bus: bus() })
     const channel = app.sse.channel(uniqueName('foreign'))
     const first = await channel.publish({ data: 0 })
@@ -224,15 +238,9 @@ if (await needRedis(t)) {
   })
 
   t.test('entry format: frame, plus json for string data; entries of the older format (frame alone) read as before', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const logs = new LogCapture()
-    let channel!: Channel
-    const { url } = await startApp(t, { bus: bus() }, (app) => {
-      channel = app.sse.channel(uniqueName('format'))
-      app.get('/c', (request, reply) => reply.sse(channel))
-    }, { logger: logs.logger })
+    const { channel, url } = await startChannelApp(t, { bus: bus() }, '/c', uniqueName('format'), { fastify: { logger: logs.logger } })
     const key = prefix + channel.name
     const text = await channel.publish({ event: 'e', data: '42' })
     const object = await channel.publish({ data: { a: 1 } })
@@ -260,9 +268,7 @@ if (await needRedis(t)) {
   })
 
   t.test('a read that fails (a key changed type under the reader) is logged and retried', async (t) => {
-    const client = testClient()
-    await client.connect()
-    t.teardown(() => client.quit())
+    const client = await connectedClient(t)
     const logs = new LogCapture()
     const { app } = await startApp(t, { bus: bus() }, () => {}, { logger: logs.logger })
     const channel = app.sse.channel(uniqueName('retype'))

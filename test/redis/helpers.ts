@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
+import type { Teardown } from '../support/index.js'
 
 /** The Redis the tests use: 127.0.0.1:6379 unless REDIS_URL says otherwise. */
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -11,6 +12,14 @@ export const REQUIRE_REDIS = process.env.CI === 'true'
 export function testClient (url = REDIS_URL): Redis {
   const client = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 2000 })
   client.on('error', () => {})
+  return client
+}
+
+/** A testClient of the tests' Redis, connected, and quit when the test ends. */
+export async function connectedClient (t: Teardown): Promise<Redis> {
+  const client = testClient()
+  await client.connect()
+  t.teardown(() => client.quit())
   return client
 }
 

@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox'
-import Fastify from 'fastify'
 import t from 'tap'
-import fastifyConduit, { compileRouteEvents } from '../../lib/index.js'
+import { compileRouteEvents } from '../../lib/index.js'
 import type { SSEMessage } from '../../lib/index.js'
-import { FrameReader, listen, LogCapture } from '../support/index.js'
+import { FrameReader, LogCapture, startApp } from '../support/index.js'
 
 const Token = Type.Object({ text: Type.String() })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
@@ -53,26 +52,24 @@ t.test('a schema fast-json-stringify cannot build falls back to JSON', async (t)
 })
 
 t.test('a route with a bad schema.sse fails at startup', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit)
-  t.throws(() => app.get('/bad', { schema: { sse: { 'bad\nname': Token } } }, (request, reply) => reply.sse([])),
-    { code: 'FST_ERR_CONDUIT_INVALID_SCHEMA' })
+  await startApp(t, {}, (app) => {
+    t.throws(() => app.get('/bad', { schema: { sse: { 'bad\nname': Token } } }, (request, reply) => reply.sse([])),
+      { code: 'FST_ERR_CONDUIT_INVALID_SCHEMA' })
+  })
 })
 
 t.test('schema routes over a real socket, and the invalid-event policy', async (t) => {
   const logs = new LogCapture()
-  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
-  await app.register(fastifyConduit, { heartbeat: false })
   const events = { token: Token, done: Done }
   const source = function * () {
     yield { event: 'token' as const, id: '1', data: { text: 'Hello' } }
     yield { event: 'token' as const, id: '2', data: { text: { secret: 'PAYLOAD-SENTINEL' } } as unknown as { text: string } }
     yield { event: 'done' as const, data: { reason: 'stop' as const } }
   }
-  app.get('/close', { schema: { sse: events } }, (request, reply) => reply.sse(source))
-  app.get('/skip', { schema: { sse: events } }, (request, reply) => reply.sse(source, { onInvalid: 'skip' }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/close', { schema: { sse: events } }, (request, reply) => reply.sse(source))
+    app.get('/skip', { schema: { sse: events } }, (request, reply) => reply.sse(source, { onInvalid: 'skip' }))
+  }, { logger: logs.logger })
 
   t.same(await (await FrameReader.open(url + '/close')).all(), ['event: token\nid: 1\ndata: {"text":"Hello"}\n\n'],
     "onInvalid 'close': the invalid event and everything after it are not sent")
@@ -90,12 +87,12 @@ t.test('schema routes over a real socket, and the invalid-event policy', async (
 })
 
 t.test('a route registered before the plugin still gets its schema compiled', async (t) => {
-  const app = Fastify()
-  app.register(async (scope) => {
-    scope.get('/early', { schema: { sse: { token: Token } } }, (request, reply) => reply.sse([{ event: 'token', data: { text: 'x', n: 1 } as never }]))
+  const { url } = await startApp(t, {}, () => {}, {
+    before: (app) => {
+      app.register(async (scope) => {
+        scope.get('/early', { schema: { sse: { token: Token } } }, (request, reply) => reply.sse([{ event: 'token', data: { text: 'x', n: 1 } as never }]))
+      })
+    }
   })
-  await app.register(fastifyConduit, { heartbeat: false })
-  t.teardown(() => app.close())
-  const url = await listen(app)
   t.same(await (await FrameReader.open(url + '/early')).all(), ['event: token\ndata: {"text":"x"}\n\n'])
 })

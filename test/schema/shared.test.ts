@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox'
 import type { Static } from '@sinclair/typebox'
-import Fastify from 'fastify'
 import t from 'tap'
-import fastifyConduit, { compileRouteEvents } from '../../lib/index.js'
-import { FrameReader, listen, LogCapture } from '../support/index.js'
+import { compileRouteEvents } from '../../lib/index.js'
+import { FrameReader, LogCapture, startApp } from '../support/index.js'
 
 // Shared schemas (app.addSchema) referenced from schema.sse by $id, as Type.Ref('Tick') writes it.
 
@@ -11,20 +10,17 @@ const Tick = Type.Object({ n: Type.Number() }, { $id: 'Tick' })
 
 t.test('a shared schema referenced from schema.sse checks and serializes events, over a real socket', async (t) => {
   const logs = new LogCapture()
-  const app = Fastify({ logger: { level: 'error', stream: logs.stream } })
-  app.addSchema(Tick)
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.get('/ticks', { schema: { sse: { tick: Type.Ref('Tick') } } }, (request, reply) => reply.sse(function * () {
-    yield { event: 'tick', id: 1, data: { n: 1, extra: 'not declared' } }
-    yield { event: 'tick', id: 2, data: { n: 'two' } }
-    yield { event: 'tick', id: 3, data: { n: 3 } }
-  }))
   // The typed form TypeBox documents for a Ref: the same JSON, data typed as Static<typeof Tick>.
   const TickRef = Type.Unsafe<Static<typeof Tick>>(Type.Ref('Tick'))
-  app.get('/typed', { schema: { sse: { tick: TickRef } } }, (request, reply) =>
-    reply.sse([{ event: 'tick', data: { n: 7 } }], { onInvalid: 'skip' }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/ticks', { schema: { sse: { tick: Type.Ref('Tick') } } }, (request, reply) => reply.sse(function * () {
+      yield { event: 'tick', id: 1, data: { n: 1, extra: 'not declared' } }
+      yield { event: 'tick', id: 2, data: { n: 'two' } }
+      yield { event: 'tick', id: 3, data: { n: 3 } }
+    }))
+    app.get('/typed', { schema: { sse: { tick: TickRef } } }, (request, reply) =>
+      reply.sse([{ event: 'tick', data: { n: 7 } }], { onInvalid: 'skip' }))
+  }, { logger: { level: 'error', stream: logs.stream }, before: (app) => { app.addSchema(Tick) } })
 
   t.same(await (await FrameReader.open(url + '/ticks')).all(), ['event: tick\nid: 1\ndata: {"n":1}\n\n'],
     'undeclared properties are not sent; the invalid event ends the stream')
@@ -33,25 +29,26 @@ t.test('a shared schema referenced from schema.sse checks and serializes events,
 })
 
 t.test('shared schemas that refer to each other, written as plain JSON Schema', async (t) => {
-  const app = Fastify()
-  app.addSchema({ $id: 'Coord', type: 'number', minimum: 0 })
-  app.addSchema({
-    $id: 'Point',
-    type: 'object',
-    required: ['x'],
-    properties: { x: { $ref: 'Coord' }, y: { $ref: 'Coord' }, label: { type: 'string' } },
-    additionalProperties: false
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/points', { schema: { sse: { point: Type.Array(Type.Ref('Point')) } } }, (request, reply) =>
+      reply.sse([
+        { event: 'point', data: [{ x: 1, y: 2 }, { x: 0, label: 'origin' }] },
+        { event: 'point', data: [{ x: -1 }] },
+        { event: 'point', data: [{ x: 1, z: 3 }] },
+        { event: 'point', data: [] }
+      ], { onInvalid: 'skip' }))
+  }, {
+    before: (app) => {
+      app.addSchema({ $id: 'Coord', type: 'number', minimum: 0 })
+      app.addSchema({
+        $id: 'Point',
+        type: 'object',
+        required: ['x'],
+        properties: { x: { $ref: 'Coord' }, y: { $ref: 'Coord' }, label: { type: 'string' } },
+        additionalProperties: false
+      })
+    }
   })
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.get('/points', { schema: { sse: { point: Type.Array(Type.Ref('Point')) } } }, (request, reply) =>
-    reply.sse([
-      { event: 'point', data: [{ x: 1, y: 2 }, { x: 0, label: 'origin' }] },
-      { event: 'point', data: [{ x: -1 }] },
-      { event: 'point', data: [{ x: 1, z: 3 }] },
-      { event: 'point', data: [] }
-    ], { onInvalid: 'skip' }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
   t.same(await (await FrameReader.open(url + '/points')).all(), [
     'event: point\ndata: [{"x":1,"y":2},{"x":0,"label":"origin"}]\n\n',
     'event: point\ndata: []\n\n'
@@ -59,58 +56,51 @@ t.test('shared schemas that refer to each other, written as plain JSON Schema', 
 })
 
 t.test('each encapsulation context checks against its own shared schemas', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   // One events object for every route: compiled once per context that has routes with it.
   const events = { tick: Type.Ref('Tick') }
   const source = () => [{ event: 'tick' as const, data: { n: 1 } }, { event: 'tick' as const, data: { n: 'one' } }]
-  app.register(async (numbers) => {
-    numbers.addSchema(Tick)
-    numbers.get('/numbers', { schema: { sse: events } }, (request, reply) => reply.sse(source(), { onInvalid: 'skip' }))
-    numbers.get('/numbers-again', { schema: { sse: events } }, (request, reply) => reply.sse(source(), { onInvalid: 'skip' }))
+  const { url } = await startApp(t, {}, (app) => {
+    app.register(async (numbers) => {
+      numbers.addSchema(Tick)
+      numbers.get('/numbers', { schema: { sse: events } }, (request, reply) => reply.sse(source(), { onInvalid: 'skip' }))
+      numbers.get('/numbers-again', { schema: { sse: events } }, (request, reply) => reply.sse(source(), { onInvalid: 'skip' }))
+    })
+    app.register(async (strings) => {
+      strings.addSchema(Type.Object({ n: Type.String() }, { $id: 'Tick' }))
+      strings.get('/strings', { schema: { sse: events } }, (request, reply) => reply.sse(source(), { onInvalid: 'skip' }))
+    })
   })
-  app.register(async (strings) => {
-    strings.addSchema(Type.Object({ n: Type.String() }, { $id: 'Tick' }))
-    strings.get('/strings', { schema: { sse: events } }, (request, reply) => reply.sse(source(), { onInvalid: 'skip' }))
-  })
-  t.teardown(() => app.close())
-  const url = await listen(app)
   t.same(await (await FrameReader.open(url + '/numbers')).all(), ['event: tick\ndata: {"n":1}\n\n'])
   t.same(await (await FrameReader.open(url + '/numbers-again')).all(), ['event: tick\ndata: {"n":1}\n\n'])
   t.same(await (await FrameReader.open(url + '/strings')).all(), ['event: tick\ndata: {"n":"one"}\n\n'])
 })
 
 t.test('a route registered before the plugin uses the shared schemas of its own context', async (t) => {
-  const app = Fastify()
-  app.register(async (scope) => {
-    scope.addSchema(Tick)
-    scope.get('/early', { schema: { sse: { tick: Type.Ref('Tick') } } }, (request, reply) =>
-      reply.sse([{ event: 'tick', data: { n: 1, extra: true } }, { event: 'tick', data: { n: 'one' } }], { onInvalid: 'skip' }))
+  const { url } = await startApp(t, {}, () => {}, {
+    before: (app) => {
+      app.register(async (scope) => {
+        scope.addSchema(Tick)
+        scope.get('/early', { schema: { sse: { tick: Type.Ref('Tick') } } }, (request, reply) =>
+          reply.sse([{ event: 'tick', data: { n: 1, extra: true } }, { event: 'tick', data: { n: 'one' } }], { onInvalid: 'skip' }))
+      })
+    }
   })
-  await app.register(fastifyConduit, { heartbeat: false })
-  t.teardown(() => app.close())
-  const url = await listen(app)
   t.same(await (await FrameReader.open(url + '/early')).all(), ['event: tick\ndata: {"n":1}\n\n'])
 })
 
 t.test('a $ref to no shared schema fails the route at registration', async (t) => {
-  const app = Fastify()
-  app.addSchema(Tick)
-  await app.register(fastifyConduit)
-  t.throws(() => app.get('/missing', { schema: { sse: { tock: Type.Ref('Tock') } } }, (request, reply) => reply.sse([])),
-    { code: 'FST_ERR_CONDUIT_INVALID_SCHEMA' })
-  // Routes are compiled as they are registered: add shared schemas first.
-  t.throws(() => app.get('/early', { schema: { sse: { tock: Type.Ref('Later') } } }, (request, reply) => reply.sse([])),
-    { code: 'FST_ERR_CONDUIT_INVALID_SCHEMA' })
-  app.addSchema(Type.Object({ n: Type.Number() }, { $id: 'Later' }))
+  await startApp(t, {}, (app) => {
+    t.throws(() => app.get('/missing', { schema: { sse: { tock: Type.Ref('Tock') } } }, (request, reply) => reply.sse([])),
+      { code: 'FST_ERR_CONDUIT_INVALID_SCHEMA' })
+    // Routes are compiled as they are registered: add shared schemas first.
+    t.throws(() => app.get('/early', { schema: { sse: { tock: Type.Ref('Later') } } }, (request, reply) => reply.sse([])),
+      { code: 'FST_ERR_CONDUIT_INVALID_SCHEMA' })
+    app.addSchema(Type.Object({ n: Type.Number() }, { $id: 'Later' }))
+  }, { before: (app) => { app.addSchema(Tick) } })
 })
 
 t.test('channels use the shared schemas of the context the plugin is registered in', async (t) => {
-  const app = Fastify()
-  app.addSchema(Tick)
-  await app.register(fastifyConduit, { heartbeat: false })
-  t.teardown(() => app.close())
-  await app.ready()
+  const { app } = await startApp(t, {}, () => {}, { before: (app) => { app.addSchema(Tick) } })
   const ticks = app.sse.channel('ticks', { schema: { tick: Type.Ref('Tick') } })
   t.type(await ticks.publish({ event: 'tick', data: { n: 1 } }), 'string')
   await t.rejects(ticks.publish({ event: 'tick', data: { n: 'one' } }), { code: 'FST_ERR_CONDUIT_INVALID_DATA' })

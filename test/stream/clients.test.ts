@@ -1,10 +1,9 @@
 import { Type } from '@sinclair/typebox'
 import { EventSource as NpmEventSource } from 'eventsource'
-import Fastify from 'fastify'
 import t from 'tap'
 import { EventSource as UndiciEventSource } from 'undici'
-import fastifyConduit from '../../lib/index.js'
-import { listen } from '../support/index.js'
+import { startApp } from '../support/index.js'
+import type { Teardown } from '../support/index.js'
 
 // Real EventSource implementations read fastify-conduit: what they dispatch is what was sent,
 // and their reconnection resumes with Last-Event-ID.
@@ -19,28 +18,26 @@ const clients: Array<[string, (url: string) => AnyEventSource]> = [
 
 const Token = Type.Object({ text: Type.String() })
 
-async function buildApp (): Promise<{ app: ReturnType<typeof Fastify>, url: string, lastIds: Array<string | undefined> }> {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false, retry: 10 })
+async function startChat (t: Teardown): Promise<{ url: string, lastIds: Array<string | undefined> }> {
   const lastIds: Array<string | undefined> = []
-  app.get('/chat', { schema: { sse: { token: Token, done: Type.Undefined() } } }, (request, reply) =>
-    reply.sse(function * ({ lastEventId }) {
-      lastIds.push(lastEventId)
-      // The first connection sends tokens 1-2 and drops; the reconnection resumes after the
-      // Last-Event-ID the client sends.
-      const from = lastEventId === undefined ? 1 : Number(lastEventId) + 1
-      const to = lastEventId === undefined ? 2 : 4
-      for (let i = from; i <= to; i++) yield { event: 'token', id: String(i), data: { text: `t${i}\nline` } }
-      if (lastEventId !== undefined) yield { event: 'done', id: '5' }
-    }))
-  const url = await listen(app)
-  return { app, url: url + '/chat', lastIds }
+  const { url } = await startApp(t, { retry: 10 }, (app) => {
+    app.get('/chat', { schema: { sse: { token: Token, done: Type.Undefined() } } }, (request, reply) =>
+      reply.sse(function * ({ lastEventId }) {
+        lastIds.push(lastEventId)
+        // The first connection sends tokens 1-2 and drops; the reconnection resumes after the
+        // Last-Event-ID the client sends.
+        const from = lastEventId === undefined ? 1 : Number(lastEventId) + 1
+        const to = lastEventId === undefined ? 2 : 4
+        for (let i = from; i <= to; i++) yield { event: 'token', id: String(i), data: { text: `t${i}\nline` } }
+        if (lastEventId !== undefined) yield { event: 'done', id: '5' }
+      }))
+  })
+  return { url: url + '/chat', lastIds }
 }
 
 for (const [name, open] of clients) {
   t.test(name, async (t) => {
-    const { app, url, lastIds } = await buildApp()
-    t.teardown(() => app.close())
+    const { url, lastIds } = await startChat(t)
     const source = open(url)
     const received: Received[] = []
     await new Promise<void>((resolve) => {

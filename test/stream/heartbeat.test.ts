@@ -1,9 +1,7 @@
 import { mock } from 'node:test'
 import { setImmediate as turn } from 'node:timers/promises'
-import Fastify from 'fastify'
 import t from 'tap'
-import fastifyConduit from '../../lib/index.js'
-import { deferred, FrameReader, listen } from '../support/index.js'
+import { deferred, FrameReader, startApp } from '../support/index.js'
 
 // `heartbeat: N` means N milliseconds of idleness: a stream that writes nothing gets a comment
 // frame every N ms (not 2N: the heartbeat's own write must not count as activity), and one
@@ -13,18 +11,16 @@ import { deferred, FrameReader, listen } from '../support/index.js'
 t.test('an idle stream gets one heartbeat per interval, and a write puts the next one off', async (t) => {
   mock.timers.enable({ apis: ['setInterval'] })
   t.teardown(() => mock.timers.reset())
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: 100 })
   const write = deferred()
   const end = deferred()
-  app.get('/idle', (request, reply) => reply.sse(async function * () {
-    yield { data: 'start' }
-    await write.promise
-    yield { data: 'write' }
-    await end.promise
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, { heartbeat: 100 }, (app) => {
+    app.get('/idle', (request, reply) => reply.sse(async function * () {
+      yield { data: 'start' }
+      await write.promise
+      yield { data: 'write' }
+      await end.promise
+    }))
+  })
   const reader = await FrameReader.open(url + '/idle')
   t.equal(await reader.next(), 'data: start\n\n')
   /** Advances the fake clock by `ms`, one millisecond at a time; returns the heartbeats seen. */

@@ -1,22 +1,19 @@
 import { connect as http2Connect, constants } from 'node:http2'
-import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fastifyCors from '@fastify/cors'
 import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import { deferred, FrameReader, listen, LogCapture } from '../support/index.js'
+import { deferred, fastifyDefaultClose, FrameReader, LogCapture, startApp } from '../support/index.js'
 
 t.test('response headers, and headers set earlier are kept', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyCors, { origin: 'https://app.example' })
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.get('/stream', (request, reply) => {
-    reply.header('x-custom', 'kept')
-    return reply.sse([{ data: 'x' }])
-  })
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/stream', (request, reply) => {
+      reply.header('x-custom', 'kept')
+      return reply.sse([{ data: 'x' }])
+    })
+  }, { before: (app) => app.register(fastifyCors, { origin: 'https://app.example' }) })
   const reader = await FrameReader.open(url + '/stream', { origin: 'https://app.example' })
   t.equal(reader.response.statusCode, 200)
   t.match(reader.headers, {
@@ -32,24 +29,20 @@ t.test('response headers, and headers set earlier are kept', async (t) => {
 })
 
 t.test('retry is written once at stream start; per-stream options override the plugin', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false, retry: 3000 })
-  app.get('/plugin-retry', (request, reply) => reply.sse([{ data: 'x' }]))
-  app.get('/stream-retry', (request, reply) => reply.sse([{ data: 'x' }], { retry: 10 }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, { retry: 3000 }, (app) => {
+    app.get('/plugin-retry', (request, reply) => reply.sse([{ data: 'x' }]))
+    app.get('/stream-retry', (request, reply) => reply.sse([{ data: 'x' }], { retry: 10 }))
+  })
   t.same(await (await FrameReader.open(url + '/plugin-retry')).all(), ['retry: 3000\n\n', 'data: x\n\n'])
   t.same(await (await FrameReader.open(url + '/stream-retry')).all(), ['retry: 10\n\n', 'data: x\n\n'])
 })
 
 t.test('Last-Event-ID reaches the source; an absurdly long one is ignored', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.get('/resume', (request, reply) => reply.sse(function * ({ lastEventId }) {
-    yield { data: lastEventId === undefined ? 'none' : `after ${lastEventId}` }
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/resume', (request, reply) => reply.sse(function * ({ lastEventId }) {
+      yield { data: lastEventId === undefined ? 'none' : `after ${lastEventId}` }
+    }))
+  })
   t.same(await (await FrameReader.open(url + '/resume')).all(), ['data: none\n\n'])
   t.same(await (await FrameReader.open(url + '/resume', { 'last-event-id': '41' })).all(), ['data: after 41\n\n'])
   t.same(await (await FrameReader.open(url + '/resume', { 'last-event-id': 'x'.repeat(1024) })).all(), [`data: after ${'x'.repeat(1024)}\n\n`])
@@ -60,21 +53,43 @@ t.test('Last-Event-ID reaches the source; an absurdly long one is ignored', asyn
   t.same(await reader.all(), [`data: after ${id}\n\n`])
 })
 
+t.test('lastEventIdQuery: the cursor from a query parameter when the header is absent; the header wins; the same 1024-character limit', async (t) => {
+  const resume = (app: FastifyInstance): void => {
+    app.get('/resume', (request, reply) => reply.sse(function * ({ lastEventId }) {
+      yield { data: lastEventId === undefined ? 'none' : `after ${lastEventId}` }
+    }))
+  }
+  const { url } = await startApp(t, { lastEventIdQuery: 'lastEventId' }, resume)
+  const all = async (path: string, headers: Record<string, string> = {}): Promise<string[]> => await (await FrameReader.open(url + path, headers)).all()
+  t.same(await all('/resume?lastEventId=41'), ['data: after 41\n\n'])
+  t.same(await all('/resume?lastEventId=' + encodeURIComponent('é 😀&=')), ['data: after é 😀&=\n\n'], 'percent-decoded')
+  t.same(await all('/resume?lastEventId=41', { 'last-event-id': '45' }), ['data: after 45\n\n'], 'the header wins')
+  t.same(await all('/resume?lastEventId=41', { 'last-event-id': 'x'.repeat(1025) }), ['data: none\n\n'], 'even ignored, the header wins over an older cursor')
+  t.same(await all('/resume?lastEventId=' + 'x'.repeat(1024)), [`data: after ${'x'.repeat(1024)}\n\n`])
+  t.same(await all('/resume?lastEventId=' + 'x'.repeat(1025)), ['data: none\n\n'], 'too long: ignored')
+  t.same(await all('/resume?lastEventId=1&lastEventId=2'), ['data: none\n\n'], 'repeated: ambiguous, ignored')
+  t.same(await all('/resume?other=41'), ['data: none\n\n'])
+  t.same(await all('/resume'), ['data: none\n\n'])
+
+  // Without the option the query is not read.
+  const plain = await startApp(t, {}, resume)
+  t.same(await (await FrameReader.open(plain.url + '/resume?lastEventId=41')).all(), ['data: none\n\n'])
+  await t.rejects(async () => { await Fastify().register(fastifyConduit, { lastEventIdQuery: '' }).ready() }, { code: 'FST_ERR_CONDUIT_INVALID_OPTION', message: /"lastEventIdQuery"/ })
+})
+
 t.test('heartbeats are comment frames sent while the stream is idle', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: 20 })
   const go = deferred()
-  app.get('/idle', (request, reply) => reply.sse(async function * () {
-    yield { data: 'start' }
-    await go.promise
-    yield { data: 'end' }
-  }))
-  app.get('/no-heartbeat', (request, reply) => reply.sse(async function * () {
-    await go.promise
-    yield { data: 'end' }
-  }, { heartbeat: false }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, { heartbeat: 20 }, (app) => {
+    app.get('/idle', (request, reply) => reply.sse(async function * () {
+      yield { data: 'start' }
+      await go.promise
+      yield { data: 'end' }
+    }))
+    app.get('/no-heartbeat', (request, reply) => reply.sse(async function * () {
+      await go.promise
+      yield { data: 'end' }
+    }, { heartbeat: false }))
+  })
   const idle = await FrameReader.open(url + '/idle')
   const quiet = await FrameReader.open(url + '/no-heartbeat')
   t.equal(await idle.next(), 'data: start\n\n')
@@ -89,13 +104,11 @@ t.test('heartbeats are comment frames sent while the stream is idle', async (t) 
 
 t.test('onResponse and request logging fire once per stream', async (t) => {
   const logs = new LogCapture()
-  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
-  await app.register(fastifyConduit, { heartbeat: false })
   let responses = 0
-  app.addHook('onResponse', async () => { responses++ })
-  app.get('/once', (request, reply) => reply.sse([{ data: 'x' }, { data: 'y' }]))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.addHook('onResponse', async () => { responses++ })
+    app.get('/once', (request, reply) => reply.sse([{ data: 'x' }, { data: 'y' }]))
+  }, { logger: logs.logger })
   await (await FrameReader.open(url + '/once')).all()
   await sleep(20)
   t.equal(responses, 1)
@@ -104,22 +117,20 @@ t.test('onResponse and request logging fire once per stream', async (t) => {
 
 t.test('a client that goes away: onRequestAbort fires once, as for any abandoned response', async (t) => {
   const logs = new LogCapture()
-  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
-  await app.register(fastifyConduit, { heartbeat: false })
   let aborts = 0
   let responses = 0
   const finished = deferred()
-  app.addHook('onRequestAbort', async (request) => { aborts++ })
-  app.addHook('onResponse', async (request, reply) => { responses++ })
-  app.get('/leave', async (request, reply) => {
-    await reply.sse(async function * ({ signal }) {
-      yield { data: 'hi' }
-      await sleep(60_000, undefined, { signal }).catch(() => {})
+  const { url } = await startApp(t, {}, (app) => {
+    app.addHook('onRequestAbort', async (request) => { aborts++ })
+    app.addHook('onResponse', async (request, reply) => { responses++ })
+    app.get('/leave', async (request, reply) => {
+      await reply.sse(async function * ({ signal }) {
+        yield { data: 'hi' }
+        await sleep(60_000, undefined, { signal }).catch(() => {})
+      })
+      finished.resolve()
     })
-    finished.resolve()
-  })
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  }, { logger: logs.logger })
   const reader = await FrameReader.open(url + '/leave')
   await reader.next()
   reader.close()
@@ -131,14 +142,12 @@ t.test('a client that goes away: onRequestAbort fires once, as for any abandoned
 })
 
 t.test('maxConnections: one more stream is answered 503 with Retry-After', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false, maxConnections: 2 })
-  app.get('/open', (request, reply) => reply.sse(async function * ({ signal }) {
-    yield { data: 'open' }
-    await sleep(60_000, undefined, { signal }).catch(() => {})
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { app, url } = await startApp(t, { maxConnections: 2 }, (app) => {
+    app.get('/open', (request, reply) => reply.sse(async function * ({ signal }) {
+      yield { data: 'open' }
+      await sleep(60_000, undefined, { signal }).catch(() => {})
+    }))
+  })
   const a = await FrameReader.open(url + '/open')
   const b = await FrameReader.open(url + '/open')
   await a.next()
@@ -158,39 +167,37 @@ t.test('maxConnections: one more stream is answered 503 with Retry-After', async
 })
 
 t.test('reply.sse on a reply already sent throws a coded error', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit)
   const caught = deferred<unknown>()
-  app.get('/twice', async (request, reply) => {
-    await reply.send('plain')
-    try {
-      await reply.sse([{ data: 'x' }])
-    } catch (err) {
-      caught.resolve(err)
-    }
-    return reply
+  const { app } = await startApp(t, {}, (app) => {
+    app.get('/twice', async (request, reply) => {
+      await reply.send('plain')
+      try {
+        await reply.sse([{ data: 'x' }])
+      } catch (err) {
+        caught.resolve(err)
+      }
+      return reply
+    })
   })
-  t.teardown(() => app.close())
   await app.inject('/twice')
   t.match(await caught.promise, { code: 'FST_ERR_CONDUIT_REPLY_SENT' })
 })
 
 // The timeout fails the test if close() waits on the HTTP/2 session (Fastify's default 72 s).
 t.test('HTTP/2', { timeout: 10_000 }, async (t) => {
-  const app = Fastify({ http2: true })
-  await app.register(fastifyConduit, { heartbeat: false })
   const finished = deferred()
-  app.get('/h2', (request, reply) => reply.sse(async function * ({ signal }) {
-    try {
-      yield { event: 'a', data: 'one' }
-      yield { id: 2, data: { two: 2 } }
-      await sleep(60_000, undefined, { signal }).catch(() => {})
-    } finally {
-      finished.resolve()
-    }
-  }))
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const client = http2Connect(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
+  const { app, url } = await startApp(t, {}, (app) => {
+    app.get('/h2', (request, reply) => reply.sse(async function * ({ signal }) {
+      try {
+        yield { event: 'a', data: 'one' }
+        yield { id: 2, data: { two: 2 } }
+        await sleep(60_000, undefined, { signal }).catch(() => {})
+      } finally {
+        finished.resolve()
+      }
+    }))
+  }, { http2: true, ...fastifyDefaultClose })
+  const client = http2Connect(url)
   t.teardown(() => client.close())
   const req = client.request({ [constants.HTTP2_HEADER_PATH]: '/h2', accept: 'text/event-stream' })
   req.setEncoding('utf8')

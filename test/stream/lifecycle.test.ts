@@ -1,36 +1,31 @@
-import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify from 'fastify'
 import t from 'tap'
-import fastifyConduit from '../../lib/index.js'
-import { deferred, FrameReader, listen, LogCapture } from '../support/index.js'
+import { deferred, fastifyDefaultClose, FrameReader, LogCapture, rawGet, startApp } from '../support/index.js'
 
 // How a stream ends: the client goes away, the server closes, the source throws, the client
 // stops reading. Each must end cleanly, run the source's finally and leak nothing.
 
 t.test('client disconnect aborts the signal and runs the generator finally', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   const finished = deferred<{ aborted: boolean, returned: boolean }>()
   const sseDone = deferred()
-  app.get('/forever', async (request, reply) => {
-    await reply.sse(async function * ({ signal }) {
-      let returned = true
-      try {
-        for (let i = 0; ; i++) {
-          yield { id: i, data: i }
-          await sleep(5, undefined, { signal }).catch(() => {})
+  const { app, url } = await startApp(t, {}, (app) => {
+    app.get('/forever', async (request, reply) => {
+      await reply.sse(async function * ({ signal }) {
+        let returned = true
+        try {
+          for (let i = 0; ; i++) {
+            yield { id: i, data: i }
+            await sleep(5, undefined, { signal }).catch(() => {})
+          }
+        } catch {
+          returned = false
+        } finally {
+          finished.resolve({ aborted: signal.aborted, returned })
         }
-      } catch {
-        returned = false
-      } finally {
-        finished.resolve({ aborted: signal.aborted, returned })
-      }
+      })
+      sseDone.resolve()
     })
-    sseDone.resolve()
   })
-  t.teardown(() => app.close())
-  const url = await listen(app)
   const reader = await FrameReader.open(url + '/forever')
   t.equal(await reader.next(), 'id: 0\ndata: 0\n\n')
   t.equal(await reader.next(), 'id: 1\ndata: 1\n\n')
@@ -42,20 +37,18 @@ t.test('client disconnect aborts the signal and runs the generator finally', asy
 })
 
 t.test('a source blocked in an await sees the abort through the signal', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   const finished = deferred<string>()
-  app.get('/waiting', (request, reply) => reply.sse(async function * ({ signal }) {
-    try {
-      yield { data: 'first' }
-      await sleep(60_000, undefined, { signal })
-      yield { data: 'never' }
-    } finally {
-      finished.resolve(String(signal.reason?.name))
-    }
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/waiting', (request, reply) => reply.sse(async function * ({ signal }) {
+      try {
+        yield { data: 'first' }
+        await sleep(60_000, undefined, { signal })
+        yield { data: 'never' }
+      } finally {
+        finished.resolve(String(signal.reason?.name))
+      }
+    }))
+  })
   const reader = await FrameReader.open(url + '/waiting')
   t.equal(await reader.next(), 'data: first\n\n')
   reader.close()
@@ -63,20 +56,19 @@ t.test('a source blocked in an await sees the abort through the signal', async (
 })
 
 t.test('app.close() ends every open stream promptly and resolves', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   let finallies = 0
-  app.get('/open', (request, reply) => reply.sse(async function * ({ signal }) {
-    try {
-      yield { data: 'hello' }
-      await sleep(60_000, undefined, { signal })
-    } catch {
-      // aborted by close
-    } finally {
-      finallies++
-    }
-  }))
-  const url = await listen(app)
+  const { app, url } = await startApp(t, {}, (app) => {
+    app.get('/open', (request, reply) => reply.sse(async function * ({ signal }) {
+      try {
+        yield { data: 'hello' }
+        await sleep(60_000, undefined, { signal })
+      } catch {
+        // aborted by close
+      } finally {
+        finallies++
+      }
+    }))
+  }, fastifyDefaultClose)
   const readers = await Promise.all(Array.from({ length: 200 }, () => FrameReader.open(url + '/open')))
   for (const reader of readers) await reader.next()
   t.equal(app.sse.stats().openStreams, 200)
@@ -88,13 +80,12 @@ t.test('app.close() ends every open stream promptly and resolves', async (t) => 
 })
 
 t.test('app.close() ends even a source that ignores the signal', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.get('/stubborn', (request, reply) => reply.sse(async function * () {
-    yield { data: 'x' }
-    await sleep(500)
-  }))
-  const url = await listen(app)
+  const { app, url } = await startApp(t, {}, (app) => {
+    app.get('/stubborn', (request, reply) => reply.sse(async function * () {
+      yield { data: 'x' }
+      await sleep(500)
+    }))
+  }, fastifyDefaultClose)
   const reader = await FrameReader.open(url + '/stubborn')
   await reader.next()
   await app.close()
@@ -104,22 +95,20 @@ t.test('app.close() ends even a source that ignores the signal', async (t) => {
 
 t.test('a source that throws is logged and ends the stream cleanly', async (t) => {
   const logs = new LogCapture()
-  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
-  await app.register(fastifyConduit, { heartbeat: false })
   const unhandled: unknown[] = []
   const onUnhandled = (err: unknown): void => { unhandled.push(err) }
   process.on('unhandledRejection', onUnhandled)
   t.teardown(() => process.off('unhandledRejection', onUnhandled))
-  app.get('/throws', (request, reply) => reply.sse(async function * () {
-    yield { data: 'before' }
-    throw new Error('database went away')
-  }))
-  app.get('/throws-sync', (request, reply) => reply.sse((function * () {
-    yield { data: 'before' }
-    throw new Error('bad row')
-  })()))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/throws', (request, reply) => reply.sse(async function * () {
+      yield { data: 'before' }
+      throw new Error('database went away')
+    }))
+    app.get('/throws-sync', (request, reply) => reply.sse((function * () {
+      yield { data: 'before' }
+      throw new Error('bad row')
+    })()))
+  }, { logger: logs.logger })
   for (const path of ['/throws', '/throws-sync']) {
     const reader = await FrameReader.open(url + path)
     t.same(await reader.all(), ['data: before\n\n'], `${path}: what came before is delivered, then the end`)
@@ -133,22 +122,20 @@ t.test('a source that throws is logged and ends the stream cleanly', async (t) =
 
 t.test('an iterator whose return() throws is logged', async (t) => {
   const logs = new LogCapture()
-  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
-  await app.register(fastifyConduit, { heartbeat: false })
   const returned = deferred()
-  app.get('/bad-return', (request, reply) => reply.sse({
-    [Symbol.asyncIterator] () {
-      return {
-        next: () => Promise.resolve({ done: false, value: { data: 'x' } }),
-        return: () => {
-          returned.resolve()
-          throw new Error('cannot close')
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/bad-return', (request, reply) => reply.sse({
+      [Symbol.asyncIterator] () {
+        return {
+          next: () => Promise.resolve({ done: false, value: { data: 'x' } }),
+          return: () => {
+            returned.resolve()
+            throw new Error('cannot close')
+          }
         }
       }
-    }
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+    }))
+  }, { logger: logs.logger })
   const reader = await FrameReader.open(url + '/bad-return')
   await reader.next()
   reader.close()
@@ -158,28 +145,25 @@ t.test('an iterator whose return() throws is logged', async (t) => {
 })
 
 t.test('a client that stops reading bounds what is pulled from the source', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   let pulled = 0
   const finished = deferred()
   const chunk = 'x'.repeat(1000)
-  app.get('/firehose', (request, reply) => reply.sse(async function * () {
-    try {
-      // 100 MB if nothing held it back.
-      for (let i = 0; i < 100_000; i++) {
-        pulled += chunk.length
-        yield { data: chunk }
+  const { port } = await startApp(t, {}, (app) => {
+    app.get('/firehose', (request, reply) => reply.sse(async function * () {
+      try {
+        // 100 MB if nothing held it back.
+        for (let i = 0; i < 100_000; i++) {
+          pulled += chunk.length
+          yield { data: chunk }
+        }
+      } finally {
+        finished.resolve()
       }
-    } finally {
-      finished.resolve()
-    }
-  }))
-  t.teardown(() => app.close())
-  const url = new URL(await listen(app))
+    }))
+  })
   const heapBefore = process.memoryUsage().heapUsed
   // A raw socket that sends the request and then never reads.
-  const socket = connect(Number(url.port), url.hostname)
-  socket.write(`GET /firehose HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`)
+  const socket = rawGet(port, '/firehose', { Accept: 'text/event-stream' })
   socket.pause()
   // Wait until the source stops being pulled: the sign that backpressure holds it.
   let last = -1

@@ -1,13 +1,10 @@
 import { request } from 'node:http'
-import { connect } from 'node:net'
 import { PassThrough, Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createBrotliCompress, createBrotliDecompress, createGunzip, createGzip } from 'node:zlib'
 import fastifyCompress from '@fastify/compress'
-import Fastify from 'fastify'
 import t from 'tap'
-import fastifyConduit from '../../lib/index.js'
-import { deferred, FrameReader, listen, LogCapture } from '../support/index.js'
+import { deferred, fastifyDefaultClose, FrameReader, LogCapture, rawGet, startApp } from '../support/index.js'
 
 // How a stream owns its response inside an ordinary app: whatever the hooks and onSend
 // wrappers do, the head goes out when Fastify pipes the body in, the response's own close
@@ -27,26 +24,24 @@ function head (url: string): Promise<{ status: number | undefined, headers: Reco
 }
 
 t.test('HEAD answers the stream head and never starts the source', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false, maxConnections: 2 })
   let called = 0
   let generatorStarted = false
   let readableDestroyed = false
-  app.get('/function', (request, reply) => reply.sse(function * () {
-    called++
-    yield { data: 'x' }
-  }))
-  app.get('/generator', (request, reply) => reply.sse((function * () {
-    generatorStarted = true
-    yield { data: 'x' }
-  })()))
-  app.get('/readable', (request, reply) => {
-    const readable = new Readable({ objectMode: true, read () { this.push({ data: 'x' }) } })
-    readable.on('close', () => { readableDestroyed = true })
-    return reply.sse(readable)
+  const { app, url } = await startApp(t, { maxConnections: 2 }, (app) => {
+    app.get('/function', (request, reply) => reply.sse(function * () {
+      called++
+      yield { data: 'x' }
+    }))
+    app.get('/generator', (request, reply) => reply.sse((function * () {
+      generatorStarted = true
+      yield { data: 'x' }
+    })()))
+    app.get('/readable', (request, reply) => {
+      const readable = new Readable({ objectMode: true, read () { this.push({ data: 'x' }) } })
+      readable.on('close', () => { readableDestroyed = true })
+      return reply.sse(readable)
+    })
   })
-  t.teardown(() => app.close())
-  const url = await listen(app)
   for (let i = 0; i < 10; i++) {
     for (const path of ['/function', '/generator', '/readable']) {
       const res = await head(url + path)
@@ -67,29 +62,25 @@ t.test('HEAD answers the stream head and never starts the source', async (t) => 
 })
 
 t.test('a HEAD with a source that is not one answers 500, as a GET would', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.get('/number', (request, reply) => reply.sse(42 as never))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/number', (request, reply) => reply.sse(42 as never))
+  })
   t.equal((await head(url + '/number')).status, 500)
 })
 
 t.test('headers the app set are kept; Content-Type and the status are always the stream\'s', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('content-type', 'application/json')
-    reply.header('content-length', '10')
-    reply.code(201)
+  const { url } = await startApp(t, {}, (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      reply.header('content-type', 'application/json')
+      reply.header('content-length', '10')
+      reply.code(201)
+    })
+    app.get('/stream', (request, reply) => {
+      reply.header('cache-control', 'no-cache, no-transform, private')
+      reply.header('x-accel-buffering', 'yes')
+      return reply.sse([{ data: 'x' }])
+    })
   })
-  app.get('/stream', (request, reply) => {
-    reply.header('cache-control', 'no-cache, no-transform, private')
-    reply.header('x-accel-buffering', 'yes')
-    return reply.sse([{ data: 'x' }])
-  })
-  t.teardown(() => app.close())
-  const url = await listen(app)
   const reader = await FrameReader.open(url + '/stream')
   t.equal(reader.response.statusCode, 200)
   t.equal(reader.headers['content-type'], 'text/event-stream; charset=utf-8')
@@ -100,8 +91,6 @@ t.test('headers the app set are kept; Content-Type and the status are always the
 })
 
 t.test('every failure of reply.sse rejects its promise; none is thrown', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   const seen: string[] = []
   const record = (call: () => Promise<void>): void => {
     let result: Promise<void>
@@ -113,15 +102,15 @@ t.test('every failure of reply.sse rejects its promise; none is thrown', async (
     }
     result.catch((err: { code: string }) => seen.push('rejected ' + err.code))
   }
-  app.get('/failures', async (request, reply) => {
-    record(() => reply.sse(42 as never))
-    record(() => reply.sse([], { heartbeat: -1 }))
-    await reply.send('done')
-    record(() => reply.sse([]))
-    return reply
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/failures', async (request, reply) => {
+      record(() => reply.sse(42 as never))
+      record(() => reply.sse([], { heartbeat: -1 }))
+      await reply.send('done')
+      record(() => reply.sse([]))
+      return reply
+    })
   })
-  t.teardown(() => app.close())
-  const url = await listen(app)
   t.equal(await (await fetch(url + '/failures')).text(), 'done')
   t.same(seen, [
     'rejected FST_ERR_CONDUIT_INVALID_SOURCE',
@@ -131,18 +120,16 @@ t.test('every failure of reply.sse rejects its promise; none is thrown', async (
 })
 
 t.test('an onSend hook that wraps the body in a PassThrough: every event arrives', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.addHook('onSend', async (request, reply, payload) =>
-    payload instanceof Readable ? payload.pipe(new PassThrough()) : payload)
   const second = deferred()
-  app.get('/wrapped', (request, reply) => reply.sse(async function * () {
-    yield { data: 'first' }
-    await second.promise
-    yield { data: 'second' }
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.addHook('onSend', async (request, reply, payload) =>
+      payload instanceof Readable ? payload.pipe(new PassThrough()) : payload)
+    app.get('/wrapped', (request, reply) => reply.sse(async function * () {
+      yield { data: 'first' }
+      await second.promise
+      yield { data: 'second' }
+    }))
+  })
   const reader = await FrameReader.open(url + '/wrapped')
   t.equal(await reader.next(), 'data: first\n\n', 'the first event arrives before the source goes on')
   second.resolve()
@@ -158,26 +145,24 @@ const encoders = {
 for (const [encoding, { encode, decode }] of Object.entries(encoders)) {
   for (const burstLength of [0, 3]) {
     t.test(`an onSend hook that encodes the body with a node:zlib ${encoding} stream: flushed per batch, events arrive live (burst of ${burstLength})`, async (t) => {
-      const app = Fastify()
-      await app.register(fastifyConduit, { heartbeat: false })
-      app.addHook('onSend', async (request, reply, payload) => {
-        if (!(payload instanceof Readable)) return payload
-        reply.header('content-encoding', encoding)
-        const encoded = payload.pipe(encode())
-        // Events flow into the encoder before Fastify pipes it to the response.
-        for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
-        return encoded
-      })
       const burst = Array.from({ length: burstLength }, (_, i) => ({ data: String(i).repeat(40_000) }))
       const second = deferred()
-      app.get('/encoded', (request, reply) => reply.sse(async function * () {
-        yield * burst
-        yield { data: 'first' }
-        await second.promise
-        yield { data: 'second' }
-      }))
-      t.teardown(() => app.close())
-      const url = await listen(app)
+      const { url } = await startApp(t, {}, (app) => {
+        app.addHook('onSend', async (request, reply, payload) => {
+          if (!(payload instanceof Readable)) return payload
+          reply.header('content-encoding', encoding)
+          const encoded = payload.pipe(encode())
+          // Events flow into the encoder before Fastify pipes it to the response.
+          for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
+          return encoded
+        })
+        app.get('/encoded', (request, reply) => reply.sse(async function * () {
+          yield * burst
+          yield { data: 'first' }
+          await second.promise
+          yield { data: 'second' }
+        }))
+      })
       const expected = burst.map((msg) => `data: ${msg.data}\n\n`).join('') + 'data: first\n\n'
       const text = await new Promise<string>((resolve, reject) => {
         request(url + '/encoded', { headers: { 'accept-encoding': encoding } }, (res) => {
@@ -201,24 +186,21 @@ for (const [encoding, { encode, decode }] of Object.entries(encoders)) {
 
 t.test('@fastify/compress that would encode event streams: refused with a coded 500 before any event, nothing hangs', async (t) => {
   const logs = new LogCapture()
-  const app = Fastify({ logger: { stream: logs.stream } })
-  await app.register(fastifyCompress, { customTypes: /^text\//, threshold: 0 })
-  await app.register(fastifyConduit, { heartbeat: false, retry: 1000 })
   const finished = deferred()
-  app.get('/compressed', (request, reply) => reply.sse(async function * ({ signal }) {
-    try {
-      yield { data: 'first' }
-      await sleep(60_000, undefined, { signal })
-    } finally {
-      finished.resolve()
-    }
-  }))
-  // A sync source produces a batch and more before Fastify pipes the body: none of it goes out.
-  app.get('/sync', (request, reply) => reply.sse(function * () {
-    for (let i = 0; i < 5000; i++) yield { id: i, data: 'x'.repeat(50) }
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { app, url } = await startApp(t, { retry: 1000 }, (app) => {
+    app.get('/compressed', (request, reply) => reply.sse(async function * ({ signal }) {
+      try {
+        yield { data: 'first' }
+        await sleep(60_000, undefined, { signal })
+      } finally {
+        finished.resolve()
+      }
+    }))
+    // A sync source produces a batch and more before Fastify pipes the body: none of it goes out.
+    app.get('/sync', (request, reply) => reply.sse(function * () {
+      for (let i = 0; i < 5000; i++) yield { id: i, data: 'x'.repeat(50) }
+    }))
+  }, { logger: logs.logger, before: (app) => app.register(fastifyCompress, { customTypes: /^text\//, threshold: 0 }) })
   for (const path of ['/compressed', '/sync']) {
     const response = await fetch(url + path, { headers: { 'accept-encoding': 'gzip' } })
     t.equal(response.status, 500, 'an error status: EventSource stops instead of reconnecting forever')
@@ -232,17 +214,15 @@ t.test('@fastify/compress that would encode event streams: refused with a coded 
 })
 
 t.test('retry and heartbeats go out before the source\'s first event', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: 20, retry: 1234 })
   const go = deferred()
-  app.get('/quiet', (request, reply) => reply.sse(async function * () {
-    await go.promise
-    yield { data: 'late' }
-  }))
-  const quiet = app.sse.channel('quiet')
-  app.get('/quiet-channel', (request, reply) => reply.sse(quiet))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, { heartbeat: 20, retry: 1234 }, (app) => {
+    app.get('/quiet', (request, reply) => reply.sse(async function * () {
+      await go.promise
+      yield { data: 'late' }
+    }))
+    const quiet = app.sse.channel('quiet')
+    app.get('/quiet-channel', (request, reply) => reply.sse(quiet))
+  })
   for (const path of ['/quiet', '/quiet-channel']) {
     const reader = await FrameReader.open(url + path)
     t.equal(await reader.next(), 'retry: 1234\n\n', `${path}: retry at once`)
@@ -253,13 +233,10 @@ t.test('retry and heartbeats go out before the source\'s first event', async (t)
 })
 
 t.test('a request with Connection: close gets no keep-alive, and the connection closes after the stream', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.get('/once', (request, reply) => reply.sse([{ data: 'a' }]))
-  t.teardown(() => app.close())
-  const url = new URL(await listen(app))
-  const socket = connect(Number(url.port), url.hostname)
-  socket.write(`GET /once HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n\r\n`)
+  const { port } = await startApp(t, {}, (app) => {
+    app.get('/once', (request, reply) => reply.sse([{ data: 'a' }]))
+  })
+  const socket = rawGet(port, '/once', { Connection: 'close' })
   let text = ''
   socket.on('data', (chunk: Buffer) => { text += chunk.toString() })
   await new Promise((resolve) => socket.on('close', resolve))
@@ -269,41 +246,35 @@ t.test('a request with Connection: close gets no keep-alive, and the connection 
 })
 
 t.test('@fastify/compress with its defaults leaves event streams alone', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyCompress, { threshold: 0 })
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.get('/stream', (request, reply) => reply.sse([{ data: 'plain' }]))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/stream', (request, reply) => reply.sse([{ data: 'plain' }]))
+  }, { before: (app) => app.register(fastifyCompress, { threshold: 0 }) })
   const reader = await FrameReader.open(url + '/stream', { 'accept-encoding': 'gzip, br' })
   t.notOk('content-encoding' in reader.headers)
   t.same(await reader.all(), ['data: plain\n\n'])
 })
 
 t.test('a client gone while an async hook ran: the source is never started', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   const hookEntered = deferred()
   const clientGone = deferred()
   const handled = deferred()
   let called = false
-  app.addHook('preHandler', async (request) => {
-    hookEntered.resolve()
-    await clientGone.promise
-    // Give the server a turn to see the socket close.
-    while (!request.raw.socket.destroyed) await sleep(1)
-  })
-  app.get('/late', async (request, reply) => {
-    await reply.sse(function * () {
-      called = true
-      yield { data: 'x' }
+  const { app, port } = await startApp(t, {}, (app) => {
+    app.addHook('preHandler', async (request) => {
+      hookEntered.resolve()
+      await clientGone.promise
+      // Give the server a turn to see the socket close.
+      while (!request.raw.socket.destroyed) await sleep(1)
     })
-    handled.resolve()
+    app.get('/late', async (request, reply) => {
+      await reply.sse(function * () {
+        called = true
+        yield { data: 'x' }
+      })
+      handled.resolve()
+    })
   })
-  t.teardown(() => app.close())
-  const url = new URL(await listen(app))
-  const socket = connect(Number(url.port), url.hostname)
-  socket.write(`GET /late HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`)
+  const socket = rawGet(port, '/late')
   await hookEntered.promise
   socket.destroy()
   clientGone.resolve()
@@ -313,23 +284,21 @@ t.test('a client gone while an async hook ran: the source is never started', asy
 })
 
 t.test('app.close() is bounded by closeGracePeriod when a client stops reading', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false, closeGracePeriod: 200 })
   const big = 'x'.repeat(64 * 1024)
   const finished = deferred()
-  app.get('/flood', (request, reply) => reply.sse(async function * () {
-    try {
-      for (;;) yield { data: big }
-    } finally {
-      finished.resolve()
-    }
-  }))
-  // A finite source that ended, with its tail still queued behind the same kind of client.
-  app.get('/finite', (request, reply) => reply.sse(Array.from({ length: 200 }, () => ({ data: big }))))
-  const url = new URL(await listen(app))
+  const { app, port } = await startApp(t, { closeGracePeriod: 200 }, (app) => {
+    app.get('/flood', (request, reply) => reply.sse(async function * () {
+      try {
+        for (;;) yield { data: big }
+      } finally {
+        finished.resolve()
+      }
+    }))
+    // A finite source that ended, with its tail still queued behind the same kind of client.
+    app.get('/finite', (request, reply) => reply.sse(Array.from({ length: 200 }, () => ({ data: big }))))
+  }, fastifyDefaultClose)
   const sockets = ['/flood', '/finite'].map((path) => {
-    const socket = connect(Number(url.port), url.hostname)
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`)
+    const socket = rawGet(port, path)
     // Read the head only, then stop reading.
     socket.once('data', () => socket.pause())
     return socket

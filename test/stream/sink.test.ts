@@ -1,10 +1,7 @@
-import { connect } from 'node:net'
-import Fastify from 'fastify'
 import t from 'tap'
-import fastifyConduit from '../../lib/index.js'
 import { kAttach } from '../../lib/stream/sink.js'
 import type { AttachableSource, StreamSink } from '../../lib/stream/sink.js'
-import { deferred, FrameReader, listen } from '../support/index.js'
+import { deferred, FrameReader, rawGet, startApp } from '../support/index.js'
 
 // The push side of a stream, as channels use it: frames and shared bytes written into the
 // sink, backpressure seen through the return value and `queued`, and the two ways to end.
@@ -14,50 +11,48 @@ function attachable (attach: (sink: StreamSink) => Promise<void>): AttachableSou
 }
 
 t.test('frames and shared bytes reach the client in order', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false, retry: 100 })
   const shared = Buffer.from('event: news\ndata: {"n":2}\n\n')
-  app.get('/push', (request, reply) => reply.sse(attachable(async (sink) => {
-    t.equal(sink.lastEventId, '7', 'the sink carries Last-Event-ID')
-    t.equal(sink.writeFrame('id: 8\ndata: one\n\n'), true)
-    t.equal(sink.writeBytes(shared), true, 'the string batch is flushed before the bytes')
-    t.equal(sink.writeFrame('data: three\n\n'), true)
-    sink.stop()
-    t.equal(sink.ended, true)
-    t.equal(sink.writeFrame('data: after\n\n'), false, 'nothing is written after the end')
-    t.equal(sink.writeBytes(shared), false)
-    let ended = false
-    sink.onEnd(() => { ended = true })
-    t.ok(ended, 'an end listener added after the end is called at once')
-    t.equal(sink.context.signal.aborted, true, 'a signal asked for after the end is already aborted')
-    t.equal(sink.context.lastEventId, '7')
-    t.equal(sink.context.signal, sink.context.signal, 'one signal per stream')
-  })))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, { retry: 100 }, (app) => {
+    app.get('/push', (request, reply) => reply.sse(attachable(async (sink) => {
+      t.equal(sink.lastEventId, '7', 'the sink carries Last-Event-ID')
+      t.equal(sink.writable, true)
+      await sink.drained() // not backed up: at once
+      t.equal(sink.writeFrame('id: 8\ndata: one\n\n'), true)
+      t.equal(sink.writeBytes(shared), true, 'the string batch is flushed before the bytes')
+      t.equal(sink.writeFrame('data: three\n\n'), true)
+      sink.stop()
+      t.equal(sink.ended, true)
+      t.equal(sink.writeFrame('data: after\n\n'), false, 'nothing is written after the end')
+      t.equal(sink.writeBytes(shared), false)
+      let ended = false
+      sink.onEnd(() => { ended = true })
+      t.ok(ended, 'an end listener added after the end is called at once')
+      t.equal(sink.context.signal.aborted, true, 'a signal asked for after the end is already aborted')
+      t.equal(sink.context.lastEventId, '7')
+      t.equal(sink.context.signal, sink.context.signal, 'one signal per stream')
+    })))
+  })
   const reader = await FrameReader.open(url + '/push', { 'last-event-id': '7' })
   t.same(await reader.all(), ['retry: 100\n\n', 'id: 8\ndata: one\n\n', 'event: news\ndata: {"n":2}\n\n', 'data: three\n\n'])
 })
 
 t.test('a sink behind a client that does not read reports backpressure, and abort drops it', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   const dropped = deferred<{ queued: number, closed: boolean }>()
   const bytes = Buffer.from('data: ' + 'x'.repeat(16 * 1024) + '\n\n')
   const bigFrame = 'data: ' + 'z'.repeat(40 * 1024) + '\n\n'
-  app.get('/slow', (request, reply) => reply.sse(attachable(async (sink) => {
-    // Push until the stream says it is backed up (the client never reads).
-    while (sink.writeBytes(bytes)) await new Promise((resolve) => setImmediate(resolve))
-    t.equal(sink.writeFrame(bigFrame), false, 'a frame over the batch size is pushed at once, and still backed up')
-    const queued = sink.queued
-    const closed = new Promise<boolean>((resolve) => sink.context.signal.addEventListener('abort', () => resolve(true)))
-    sink.abort()
-    dropped.resolve({ queued, closed: await closed })
-  })))
-  t.teardown(() => app.close())
-  const url = new URL(await listen(app))
-  const socket = connect(Number(url.port), url.hostname)
-  socket.write(`GET /slow HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`)
+  const { app, port } = await startApp(t, {}, (app) => {
+    app.get('/slow', (request, reply) => reply.sse(attachable(async (sink) => {
+      // Push until the stream says it is backed up (the client never reads).
+      while (sink.writeBytes(bytes)) await new Promise((resolve) => setImmediate(resolve))
+      t.equal(sink.writeFrame(bigFrame), false, 'a frame over the batch size is pushed at once, and still backed up')
+      t.equal(sink.writable, false)
+      const queued = sink.queued
+      const closed = new Promise<boolean>((resolve) => sink.context.signal.addEventListener('abort', () => resolve(true)))
+      sink.abort()
+      dropped.resolve({ queued, closed: await closed })
+    })))
+  })
+  const socket = rawGet(port, '/slow')
   socket.pause()
   const socketClosed = new Promise((resolve) => socket.on('close', resolve))
   const { queued, closed } = await dropped.promise
@@ -70,16 +65,14 @@ t.test('a sink behind a client that does not read reports backpressure, and abor
 })
 
 t.test('abort before the response is piped destroys the stream itself', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  // An async onSend hook (compression, say) delays the pipe past the source's first step.
-  app.addHook('onSend', async (request, reply, payload) => {
-    await new Promise((resolve) => setTimeout(resolve, 10))
-    return payload
+  const { app, url } = await startApp(t, {}, (app) => {
+    // An async onSend hook (compression, say) delays the pipe past the source's first step.
+    app.addHook('onSend', async (request, reply, payload) => {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      return payload
+    })
+    app.get('/early-abort', (request, reply) => reply.sse(attachable(async (sink) => { sink.abort() })))
   })
-  app.get('/early-abort', (request, reply) => reply.sse(attachable(async (sink) => { sink.abort() })))
-  t.teardown(() => app.close())
-  const url = await listen(app)
   const res = await fetch(url + '/early-abort').then((r) => r.text()).catch((err: Error) => err)
   t.ok(res === '' || res instanceof Error, 'the client sees an empty or cut response')
   t.equal(app.sse.stats().openStreams, 0)

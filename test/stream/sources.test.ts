@@ -1,9 +1,7 @@
 import { Readable } from 'node:stream'
-import Fastify from 'fastify'
 import t from 'tap'
-import fastifyConduit from '../../lib/index.js'
 import type { SSEMessage } from '../../lib/index.js'
-import { deferred, FrameReader, listen } from '../support/index.js'
+import { deferred, FrameReader, startApp } from '../support/index.js'
 
 // Every source kind reply.sse accepts, read over a real socket.
 
@@ -11,20 +9,18 @@ const three: SSEMessage[] = [{ data: 'a' }, { event: 'x', data: 'b' }, { id: 3, 
 const expected = ['data: a\n\n', 'event: x\ndata: b\n\n', 'id: 3\ndata: c\n\n']
 
 t.test('every source kind', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
-  app.get('/array', (request, reply) => reply.sse(three))
-  app.get('/sync-generator', (request, reply) => reply.sse((function * () { yield * three })()))
-  app.get('/async-generator', (request, reply) => reply.sse((async function * () { yield * three })()))
-  app.get('/function', (request, reply) => reply.sse(async function * () { yield * three }))
-  app.get('/function-returning-array', (request, reply) => reply.sse(() => three))
-  app.get('/readable', (request, reply) => reply.sse(Readable.from(three)))
-  app.get('/set', (request, reply) => reply.sse(new Set(three)))
-  app.get('/awaited', async (request, reply) => {
-    await reply.sse(three)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/array', (request, reply) => reply.sse(three))
+    app.get('/sync-generator', (request, reply) => reply.sse((function * () { yield * three })()))
+    app.get('/async-generator', (request, reply) => reply.sse((async function * () { yield * three })()))
+    app.get('/function', (request, reply) => reply.sse(async function * () { yield * three }))
+    app.get('/function-returning-array', (request, reply) => reply.sse(() => three))
+    app.get('/readable', (request, reply) => reply.sse(Readable.from(three)))
+    app.get('/set', (request, reply) => reply.sse(new Set(three)))
+    app.get('/awaited', async (request, reply) => {
+      await reply.sse(three)
+    })
   })
-  t.teardown(() => app.close())
-  const url = await listen(app)
   for (const path of ['/array', '/sync-generator', '/async-generator', '/function', '/function-returning-array', '/readable', '/set', '/awaited']) {
     const reader = await FrameReader.open(url + path)
     t.equal(reader.response.statusCode, 200, path)
@@ -33,14 +29,13 @@ t.test('every source kind', async (t) => {
 })
 
 t.test('a source that is not one answers 500 with a coded error', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit)
-  app.get('/number', (request, reply) => reply.sse(5 as never))
-  app.get('/string', (request, reply) => reply.sse('abc' as never))
-  app.get('/function-of-number', (request, reply) => reply.sse((() => 5) as never))
-  app.get('/null', (request, reply) => reply.sse(null as never))
-  app.get('/async-function', (request, reply) => reply.sse((async () => [{ data: 'x' }]) as never))
-  t.teardown(() => app.close())
+  const { app } = await startApp(t, {}, (app) => {
+    app.get('/number', (request, reply) => reply.sse(5 as never))
+    app.get('/string', (request, reply) => reply.sse('abc' as never))
+    app.get('/function-of-number', (request, reply) => reply.sse((() => 5) as never))
+    app.get('/null', (request, reply) => reply.sse(null as never))
+    app.get('/async-function', (request, reply) => reply.sse((async () => [{ data: 'x' }]) as never))
+  })
   for (const path of ['/number', '/string', '/function-of-number', '/null', '/async-function']) {
     const res = await app.inject(path)
     t.equal(res.statusCode, 500, path)
@@ -52,15 +47,13 @@ t.test('a source that is not one answers 500 with a coded error', async (t) => {
 })
 
 t.test('the head is flushed before the first event', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   const go = deferred()
-  app.get('/slow', (request, reply) => reply.sse(async function * () {
-    await go.promise
-    yield { data: 'late' }
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/slow', (request, reply) => reply.sse(async function * () {
+      await go.promise
+      yield { data: 'late' }
+    }))
+  })
   // FrameReader.open resolves on the response head, which the source has not yet allowed.
   const reader = await FrameReader.open(url + '/slow')
   t.equal(reader.response.statusCode, 200)
@@ -70,16 +63,14 @@ t.test('the head is flushed before the first event', async (t) => {
 })
 
 t.test('frames produced together are coalesced, a slow source still sees each at once', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   const step = deferred()
-  app.get('/mixed', (request, reply) => reply.sse(async function * () {
-    for (let i = 0; i < 1000; i++) yield { data: i }
-    await step.promise
-    yield { data: 'after' }
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/mixed', (request, reply) => reply.sse(async function * () {
+      for (let i = 0; i < 1000; i++) yield { data: i }
+      await step.promise
+      yield { data: 'after' }
+    }))
+  })
   const reader = await FrameReader.open(url + '/mixed')
   const chunks: string[] = []
   reader.response.on('data', (chunk: string) => chunks.push(chunk))
@@ -93,14 +84,12 @@ t.test('frames produced together are coalesced, a slow source still sees each at
 })
 
 t.test('a large sync source is streamed whole, batch by batch', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyConduit, { heartbeat: false })
   const line = 'y'.repeat(100)
-  app.get('/big-sync', (request, reply) => reply.sse(function * () {
-    for (let i = 0; i < 20_000; i++) yield { id: i, data: line }
-  }))
-  t.teardown(() => app.close())
-  const url = await listen(app)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/big-sync', (request, reply) => reply.sse(function * () {
+      for (let i = 0; i < 20_000; i++) yield { id: i, data: line }
+    }))
+  })
   const frames = await (await FrameReader.open(url + '/big-sync')).all()
   t.equal(frames.length, 20_000)
   t.equal(frames[19_999], `id: 19999\ndata: ${line}\n\n`)

@@ -1,11 +1,13 @@
 import { Agent, request as http1Request } from 'node:http'
 import { connect as http2Connect } from 'node:http2'
 import type { ClientHttp2Session } from 'node:http2'
-import type { AddressInfo } from 'node:net'
+import { connect as tcpConnect } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { pipeline } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
+import { within } from './wait.js'
 
 export type Protocol = 'http1' | 'http2'
 export type Method = 'GET' | 'HEAD'
@@ -87,4 +89,29 @@ function decoded (body: Readable, headers: Headers): Readable {
   if (headers['content-encoding'] !== 'gzip') return body
   // Streaming gunzip: each event must come out as soon as its compressed bytes arrive.
   return pipeline(body, createGunzip(), () => {})
+}
+
+/**
+ * A bare HTTP/1.1 GET of `path` on a TCP socket to 127.0.0.1:`port`, sent and nothing read yet:
+ * for a client that stops reading (pause the socket) or a test that reads the raw response.
+ */
+export function rawGet (port: number, path: string, headers: Record<string, string> = {}): Socket {
+  const socket = tcpConnect(port, '127.0.0.1')
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${lines}\r\n`)
+  return socket
+}
+
+/**
+ * Closes `app` as a server shuts down under a client that is done with it: the client lets its
+ * connections go and app.close() is given `ms`; then, whatever happened, the client drops every
+ * connection (so the process can exit) and close() is given `ms` more. Says whether close()
+ * resolved in each of the two.
+ */
+export async function closeApp (app: FastifyInstance, client: Client, ms: number): Promise<{ inTime: boolean, afterDrop: boolean }> {
+  client.end()
+  const closing = app.close()
+  const inTime = await within(closing, ms)
+  client.destroy()
+  return { inTime, afterDrop: await within(closing, ms) }
 }

@@ -1,0 +1,6 @@
+export { streamEvents } from './stream-events.js'
+export { TestEventStream } from './event-stream.js'
+export type { TestStreamEnd } from './event-stream.js'
+export type { StreamEventsOptions } from './options.js'
+export type { TestableApp } from './transport.js'
+export type { ConduitEvent, EventSchemas, TypedEvent } from '../client/events.js'
