@@ -147,7 +147,9 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     const settings = checked === undefined ? defaults : resolveStreamOptions(checked, defaults)
     const resume = checked?.resume
     if (resume !== undefined || source instanceof ResumableRecord) {
-      if (reply.request.method === 'HEAD' || isResponseClosed(reply.raw)) return openStream(reply, source, settings)
+      // HEAD starts nothing. A client already gone does not stop a resumable source: it runs
+      // whoever is connected.
+      if (reply.request.method === 'HEAD') return openStream(reply, source, settings)
       return startRecord(reply, source, settings, resume)
     }
     return openStream(reply, source, settings)

@@ -24,7 +24,7 @@ import { entryBody, entryJson } from '../channel/encode-entry.js'
  *   empty body);
  * - `@resume-cancel:K`, listened to by the instance running the source: `app.sse.cancel(K)` on
  *   any instance appends to it, and sets the state to `cancelled`, which the lease renewal also
- *   sees (so a cancel is never lost, at worst it waits LEASE_MS / 3).
+ *   sees (so a cancel is never lost, at worst it waits lease / 3).
  */
 
 /** The prefix of a record's channel name; channel names that start with it are reserved. */
@@ -75,6 +75,8 @@ export interface RecordSettings {
 export interface ResumableRecordsSettings {
   bus: Bus
   log: FastifyBaseLogger
+  /** The lease of a running record, in ms (see LEASE_MS, the default). */
+  lease?: number
   /** Makes the channel of a record on this instance (named `RECORD_PREFIX + key`). */
   channel: (name: string) => RecordChannel
 }
@@ -106,10 +108,12 @@ export class ResumableRecords {
   readonly #running = new Map<string, { controller: AbortController, done: Promise<void> }>()
   /** Records' channels on this instance, with how many readers and sources hold each. */
   readonly #channels = new Map<string, { channel: RecordChannel, users: number }>()
+  readonly #lease: number
   #closed = false
 
   constructor (settings: ResumableRecordsSettings) {
     this.#settings = settings
+    this.#lease = settings.lease ?? LEASE_MS
   }
 
   /**
@@ -120,7 +124,7 @@ export class ResumableRecords {
   async start (key: string, source: unknown, record: RecordSettings, log: FastifyBaseLogger): Promise<void> {
     const bus = this.#bus()
     if (this.#closed) throw new ClosedError('fastify-conduit')
-    const claimed = await bus.setState(STATE_PREFIX + key, RUNNING, LEASE_MS, true)
+    const claimed = await bus.setState(STATE_PREFIX + key, RUNNING, this.#lease, true)
     if (!claimed || this.#closed) return
     let opened: OpenSource<unknown>
     const controller = new AbortController()
@@ -165,9 +169,9 @@ export class ResumableRecords {
     }
     // Within the lease (the source's instance renews it), so that a record whose instance died
     // is not kept alive by its cancellation.
-    if (!await bus.setState(stateKey, CANCELLED, LEASE_MS, false)) return false
+    await bus.setState(stateKey, CANCELLED, this.#lease, false)
     await bus.publish(CANCEL_PREFIX + key, CANCELLED, 1)
-    await bus.expire(CANCEL_PREFIX + key, LEASE_MS)
+    await bus.expire(CANCEL_PREFIX + key, this.#lease)
     return true
   }
 
@@ -213,23 +217,24 @@ export class ResumableRecords {
     const stateKey = STATE_PREFIX + key
     const channelName = RECORD_PREFIX + key
     const signal = controller.signal
+    const lease = this.#lease
     const renew = async (): Promise<void> => {
       if (await bus.getState(stateKey) === CANCELLED) {
         controller.abort()
         return
       }
-      await Promise.all([bus.setState(stateKey, RUNNING, LEASE_MS, false), bus.expire(channelName, LEASE_MS + record.ttl)])
+      await Promise.all([bus.setState(stateKey, RUNNING, lease, false), bus.expire(channelName, lease + record.ttl)])
     }
-    const lease = setInterval(() => {
+    const renewing = setInterval(() => {
       renew().catch((err: unknown) => { log.warn({ err, key }, 'fastify-conduit: renewing a resumable record failed') })
-    }, LEASE_MS / 3)
-    lease.unref()
+    }, lease / 3)
+    renewing.unref()
     const cancelling = bus.listen(CANCEL_PREFIX + key, () => controller.abort())
     let done = false
     let events = 0
     let bytes = 0
     try {
-      await Promise.all([cancelling.ready, bus.expire(channelName, LEASE_MS + record.ttl)])
+      await Promise.all([cancelling.ready, bus.expire(channelName, lease + record.ttl)])
       while (!signal.aborted) {
         const step = sync ? (iterator as Iterator<unknown>).next() : await iterator.next()
         if (step.done === true) {
@@ -260,7 +265,7 @@ export class ResumableRecords {
     } catch (err) {
       if (!signal.aborted) log.error({ err, key }, 'fastify-conduit: the resumable source threw; its record ends')
     } finally {
-      clearInterval(lease)
+      clearInterval(renewing)
       cancelling.stop()
       controller.abort()
       if (!done) await closeIterator(iterator, log)
