@@ -4,6 +4,7 @@ import t from 'tap'
 import { memoryBus } from '../../lib/index.js'
 import type { Bus } from '../../lib/index.js'
 import { ResumableRecords } from '../../lib/resume/records.js'
+import { streamEvents } from '../../lib/testing/index.js'
 import type { RecordChannel } from '../../lib/resume/records.js'
 import { EventReader, eventually, LogCapture, startApp, uniqueName } from '../support/index.js'
 
@@ -131,6 +132,7 @@ t.test('cancel on the instance running the source; a stream attached to an unkno
       yield { data: 'first' }
       await new Promise((resolve) => signal.addEventListener('abort', resolve))
       aborted = true
+      yield { data: 'after the abort: not recorded' }
     }, { resume: { key } }))
   })
   const reader = await EventReader.fetch(`${url}/run`)
@@ -138,6 +140,26 @@ t.test('cancel on the instance running the source; a stream attached to an unkno
   t.equal(await app.sse.cancel(key), true)
   t.ok(await reader.end(5000))
   t.ok(aborted)
+  t.same(reader.events.map((event) => event.data), ['first'])
+})
+
+t.test('maxBytes bounds a record too; a long record lets the event loop turn', async (t) => {
+  const log = new LogCapture()
+  const key = uniqueName('bytes')
+  let ticks = 0
+  const timer = setInterval(() => { ticks++ }, 0)
+  t.teardown(() => clearInterval(timer))
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/many', (request, reply) => reply.sse(function * () {
+      for (let i = 0; ; i++) yield { data: 'x'.repeat(10) }
+    }, { resume: { key, maxBytes: 16 * 1000 } }))
+  }, { logger: log.logger })
+  const reader = await EventReader.fetch(`${url}/many`)
+  t.ok(await reader.end(10_000))
+  const frame = 'data: xxxxxxxxxx\n\n'
+  t.equal(reader.events.length, Math.floor(16_000 / frame.length), 'as many whole events as fit in maxBytes')
+  t.ok(ticks > 0, 'timers ran while the endless source was recorded')
+  t.match((await log.waitFor('resumable record is full')).err, { code: 'FST_ERR_CONDUIT_RECORD_LIMIT' })
 })
 
 function directRecords (bus: Bus, log = Fastify().log, lease?: number): ResumableRecords {
@@ -206,4 +228,40 @@ t.test('a source that throws when called: the request fails and the key is free 
   t.equal((await app.inject('/bad')).statusCode, 500)
   await new Promise((resolve) => setTimeout(resolve, 5))
   t.equal(await app.sse.resumable(key).exists(), false)
+})
+
+t.test('an option that is a record names the record (compileOptions, nested paths)', async (t) => {
+  const { app } = await startApp(t)
+  await t.rejects(async () => await streamEvents(app, '/x', { headers: { 'x-a': 5 as unknown as string } }), { code: 'FST_ERR_CONDUIT_INVALID_OPTION', message: /option "headers" must be an object of header name -> string/ })
+})
+
+t.test('memoryBus expire: the history goes, listeners stay and ids go on; setState with create claims once', async (t) => {
+  const bus = memoryBus()
+  await bus.ready()
+  const expire = (bus.expire as NonNullable<Bus['expire']>).bind(bus)
+  const setState = (bus.setState as NonNullable<Bus['setState']>).bind(bus)
+  const heard: string[] = []
+  const listening = bus.listen('room', (id) => heard.push(id))
+  const first = await bus.publish('room', 'data: 1\n\n', 10)
+  await expire('room', 5)
+  await expire('room', 10) // moves the deadline
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  t.same((await bus.replay('room', first)).entries, [], 'the history is gone')
+  const second = await bus.publish('room', 'data: 2\n\n', 10)
+  t.ok(bus.compare(second, first) > 0, 'ids go on')
+  t.same(heard, [first, second], 'the listener still hears')
+  listening.stop()
+  await expire('room', 1)
+  await bus.publish('quiet', 'data: 1\n\n', 10)
+  await expire('quiet', 1)
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same((await bus.replay('quiet', '0-0')).entries, [])
+  await expire('gone', 1) // never published: nothing to drop
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  t.equal(await setState('k', 'a', 1000, true), true)
+  t.equal(await setState('k', 'b', 1000, true), false, 'claimed once')
+  t.equal(await setState('k', 'c', 1000, false), true, 'set without create')
+  await bus.close()
+  await t.rejects(setState('k', 'd', 1, false), { code: 'FST_ERR_CONDUIT_CLOSED' })
+  await t.rejects(expire('room', 1), { code: 'FST_ERR_CONDUIT_CLOSED' })
 })
