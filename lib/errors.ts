@@ -159,3 +159,32 @@ export const UnflushableEncodingError = createError<[string]>(
   'fastify-conduit: the event stream is %s-encoded by an onSend hook whose stream cannot be flushed per event, so events would not arrive live; the stream is refused. Exclude text/event-stream from compression (for @fastify/compress: customTypes that do not match it, or `compress: false` on the route)',
   500
 )
+
+/**
+ * `reply.sse(source, { resume })`, `app.sse.resumable()` or `app.sse.cancel()` with a bus that
+ * cannot hold records (a custom bus without `setState`, `getState` and `expire`).
+ */
+export const ResumeUnsupportedError = createError(
+  'FST_ERR_CONDUIT_RESUME_UNSUPPORTED',
+  'fastify-conduit: resumable streams need a bus with setState, getState and expire (memoryBus and redisBus have them)',
+  500
+)
+
+/**
+ * A resumable stream's source yielded more than its record holds (`resume.maxEvents` events or
+ * `resume.maxBytes` characters): the source is stopped and the record ends there. Logged where
+ * the source runs; readers see a stream that ends.
+ */
+export const RecordLimitError = createError<[string, number, number]>(
+  'FST_ERR_CONDUIT_RECORD_LIMIT',
+  'fastify-conduit: the record of resumable stream "%s" is full (maxEvents %d, maxBytes %d); its source is stopped',
+  500
+)
+
+/** A resumable stream's key is not a non-empty string of at most 512 characters. */
+export const InvalidResumeKeyError = createError<[string]>(
+  'FST_ERR_CONDUIT_INVALID_RESUME_KEY',
+  'fastify-conduit: invalid resume key: %s',
+  500,
+  TypeError
+)

@@ -5,7 +5,9 @@ export { fastifyConduit }
 export type {
   FastifyConduitOptions,
   InvalidEventPolicy,
+  ResumeOptions,
   SSEDecorator,
+  SSEReplyOptions,
   SSESource,
   SSEStats,
   SSEStreamOptions
@@ -34,6 +36,7 @@ export type {
   MemoryBusOptions,
   SubscribeOptions
 } from './channel/index.js'
+export type { ResumableRecord } from './resume/records.js'
 export * as errors from './errors.js'
 export { openapiEventStreamFallback } from './openapi.js'
 export type { OpenAPIDocument } from './openapi.js'

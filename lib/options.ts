@@ -70,7 +70,12 @@ export function compileOptions<T extends TObject> (name: string, schema: T): (op
     // The path is a JSON Pointer whose first segment is the option (our names need no escapes).
     const path = explain(options).path
     if (path === '') throw new InvalidOptionError(name, 'must be an object')
-    const key = path.slice(1).split('/')[0]
-    throw new InvalidOptionError(key, String(schema.properties[key].errorMessage))
+    // A nested option (`resume.ttl`) is named by its dotted path and told its own message.
+    const [key, inner] = path.slice(1).split('/')
+    const option = schema.properties[key]
+    // (A record's entries, `headers/x-name`, are named by the record.)
+    const nested = inner === undefined ? undefined : (option as Partial<TObject>).properties?.[inner]
+    if (nested === undefined) throw new InvalidOptionError(key, String(option.errorMessage))
+    throw new InvalidOptionError(`${key}.${inner}`, String(nested.errorMessage))
   }
 }

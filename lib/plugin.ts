@@ -4,9 +4,10 @@ import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
 import { Channel } from './channel/channel.js'
 import { memoryBus } from './channel/memory-bus.js'
+import { noop } from './channel/noop.js'
 import { ChannelRegistry } from './channel/registry.js'
 import type { ChannelOptions } from './channel/types.js'
-import { ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
+import { InvalidChannelError, InvalidResumeKeyError, ReplyAlreadySentError, TooManyStreamsError } from './errors.js'
 import { observeStream } from './diagnostics.js'
 import { compileOptions } from './options.js'
 import { documentEventStream } from './openapi.js'
@@ -19,8 +20,9 @@ import { isAttachable, kAttach } from './stream/sink.js'
 import { isResponseClosed, whenResponseClosed } from './stream/response.js'
 import { closeIterator, iterate, openSource } from './stream/source.js'
 import type { OpenSource } from './stream/source.js'
-import { FastifyConduitOptionsSchema, SSEStreamOptionsSchema } from './types.js'
-import type { FastifyConduitOptions, InvalidEventPolicy, SSEDecorator, SSEStats, SSEStreamOptions } from './types.js'
+import { FastifyConduitOptionsSchema, ResumeOptionsSchema, SSEReplyOptionsSchema } from './types.js'
+import type { FastifyConduitOptions, InvalidEventPolicy, ResumeOptions, SSEDecorator, SSEReplyOptions, SSEStats } from './types.js'
+import { RECORD_PREFIX, ResumableRecord, ResumableRecords } from './resume/records.js'
 import type { StreamEndReason } from './diagnostics.js'
 import { formatEvent } from './format/format.js'
 import { HTTP1_HEADERS, HTTP2_HEADERS } from './wire/headers.js'
@@ -36,7 +38,8 @@ interface ResolvedOptions {
 const MAX_LAST_EVENT_ID = 1024
 
 const checkPluginOptions = compileOptions('options', FastifyConduitOptionsSchema)
-const checkStreamOptions = compileOptions('options', SSEStreamOptionsSchema)
+const checkStreamOptions = compileOptions('options', SSEReplyOptionsSchema)
+const { properties: RESUME_DEFAULTS } = ResumeOptionsSchema
 const { properties: DEFAULTS } = FastifyConduitOptionsSchema
 
 const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastifyConduit (app, pluginOptions) {
@@ -60,6 +63,22 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     maxBufferedBytes: options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes.default,
     log: app.log,
     compile: formatterOf
+  })
+  const records = new ResumableRecords({
+    bus,
+    log: app.log,
+    channel: (name) => new Channel({
+      name,
+      bus,
+      format: undefined,
+      // A record's channel never publishes with its own history: every append says its own.
+      history: 1,
+      maxBufferedBytes: options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes.default,
+      counters: channels.counters,
+      log: app.log,
+      onClose: noop,
+      record: true
+    })
   })
 
   // Compile at registration, so a bad schema fails startup rather than the first request.
@@ -104,10 +123,15 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       for (const bytes of shared) queuedBytes += bytes.length
       return { openStreams: open.size, ...stats, ...channels.counters, queuedBytes }
     },
-    channel: (name: string, channelOptions?: ChannelOptions) => channels.channel(name, channelOptions)
+    channel: (name: string, channelOptions?: ChannelOptions) => {
+      if (typeof name === 'string' && name.startsWith(RECORD_PREFIX)) throw new InvalidChannelError(`names starting with "${RECORD_PREFIX}" are reserved for resumable streams`)
+      return channels.channel(name, channelOptions)
+    },
+    resumable: (key: string) => new ResumableRecord(checkResumeKey(key), records),
+    cancel: async (key: string) => records.cancel(checkResumeKey(key))
   } as SSEDecorator)
 
-  app.decorateReply('sse', function sse (this: FastifyReply, source: unknown, streamOptions?: SSEStreamOptions): Promise<void> {
+  app.decorateReply('sse', function sse (this: FastifyReply, source: unknown, streamOptions?: SSEReplyOptions): Promise<void> {
     // Every failure surfaces one way: the promise rejects (a handler that returns or awaits it
     // gets Fastify's error reply), never a synchronous throw.
     try {
@@ -117,9 +141,48 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     }
   })
 
-  function startStream (reply: FastifyReply, source: unknown, streamOptions: SSEStreamOptions | undefined): Promise<void> {
+  function startStream (reply: FastifyReply, source: unknown, streamOptions: SSEReplyOptions | undefined): Promise<void> {
     if (reply.sent) throw new ReplyAlreadySentError()
-    const settings = streamOptions === undefined ? defaults : resolveStreamOptions(checkStreamOptions(streamOptions), defaults)
+    const checked = streamOptions === undefined ? undefined : checkStreamOptions(streamOptions)
+    const settings = checked === undefined ? defaults : resolveStreamOptions(checked, defaults)
+    const resume = checked?.resume
+    if (resume !== undefined || source instanceof ResumableRecord) {
+      // HEAD starts nothing. A client already gone does not stop a resumable source: it runs
+      // whoever is connected.
+      if (reply.request.method === 'HEAD') return openStream(reply, source, settings)
+      return startRecord(reply, source, settings, resume)
+    }
+    return openStream(reply, source, settings)
+  }
+
+  /**
+   * A resumable stream: the first request for the key starts the source (see ResumableRecords);
+   * every request, that one included, streams the record, or gets 204 when there is none.
+   */
+  async function startRecord (reply: FastifyReply, source: unknown, settings: ResolvedOptions, resume: ResumeOptions | undefined): Promise<void> {
+    let record: ResumableRecord
+    if (resume === undefined) {
+      record = source as ResumableRecord
+    } else {
+      const schemas = (reply.routeOptions.schema as FastifySchema | undefined)?.sse
+      await records.start(resume.key, source, {
+        format: schemas === undefined ? undefined : formatterOf(schemas, reply.server),
+        ttl: resume.ttl ?? RESUME_DEFAULTS.ttl.default,
+        maxEvents: resume.maxEvents ?? RESUME_DEFAULTS.maxEvents.default,
+        maxBytes: resume.maxBytes ?? RESUME_DEFAULTS.maxBytes.default,
+        onInvalid: settings.onInvalid
+      }, reply.request.log)
+      record = new ResumableRecord(resume.key, records)
+    }
+    if (!await record.exists()) {
+      // No record (never started, or expired): 204, on which EventSource stops reconnecting.
+      reply.code(204).send()
+      return whenResponseClosed(reply.raw)
+    }
+    return openStream(reply, record, settings)
+  }
+
+  function openStream (reply: FastifyReply, source: unknown, settings: ResolvedOptions): Promise<void> {
     const request = reply.request
     const raw = reply.raw
     if (request.method === 'HEAD' || isResponseClosed(raw)) {
@@ -192,6 +255,11 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   // after closeGracePeriod what is left is destroyed. An HTTP/2 session outlives its streams
   // and Fastify waits for it: a GOAWAY lets it finish what is in flight and close.
   app.addHook('preClose', async () => {
+    // Sources of resumable streams running here stop first: their records end, so that their
+    // readers (here and elsewhere) end cleanly rather than wait for a source that is gone.
+    let recordsTimer: NodeJS.Timeout | undefined
+    await Promise.race([records.close(), new Promise((resolve) => { recordsTimer = setTimeout(resolve, closeGracePeriod) })])
+    clearTimeout(recordsTimer)
     const closing = [...open]
     if (closing.length === 0) return
     for (const [stream, session] of closing) {
@@ -222,9 +290,15 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
 }
 
 /** Checked options over `defaults`: an option given as `undefined` is not given. */
-function resolveStreamOptions (options: SSEStreamOptions, defaults: ResolvedOptions): ResolvedOptions {
+function resolveStreamOptions (options: SSEReplyOptions, defaults: ResolvedOptions): ResolvedOptions {
   const { heartbeat = defaults.heartbeat, retry = defaults.retry, onInvalid = defaults.onInvalid } = options
   return { heartbeat, retry, onInvalid }
+}
+
+/** A resumable stream's key: a string of 1 to 512 characters, else InvalidResumeKeyError. */
+function checkResumeKey (key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 512) throw new InvalidResumeKeyError('it must be a string of 1 to 512 characters')
+  return key
 }
 
 /**

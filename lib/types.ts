@@ -7,6 +7,7 @@ import { History, Implements, MaxBufferedBytes, Milliseconds } from './options.j
 import type { EventSchemas } from './schema/compile.js'
 import type { ReplyMessage, RouteEvents } from './schema/types.js'
 import type { AttachableSource } from './stream/sink.js'
+import type { ResumableRecord } from './resume/records.js'
 import type { SourceContext } from './stream/source.js'
 
 // The public types of the plugin and its additions to Fastify's (reply.sse, app.sse,
@@ -38,8 +39,51 @@ export const SSEStreamOptionsSchema = Type.Object({
    */
   onInvalid: Type.Optional(InvalidEventPolicySchema)
 })
+
+export const ResumeOptionsSchema = Type.Object({
+  /**
+   * Names the stream: the first request with a key (on any instance sharing the bus) runs the
+   * source; every request with it reads the record. 1 to 512 characters; put what identifies
+   * the work in it (`chat:<conversation>:<turn>`), and scope it to the user.
+   */
+  key: Type.String({ minLength: 1, maxLength: 512, errorMessage: 'must be a string of 1 to 512 characters' }),
+  /**
+   * Milliseconds the record is kept after the source ended; a request for the key then gets the
+   * whole record. After it, the key is free: a request with it runs the source anew.
+   * @default 600000 (10 minutes)
+   */
+  ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 31 - 1, default: 600_000, errorMessage: 'must be a positive integer of milliseconds (at most 2^31 - 1)' })),
+  /**
+   * Events a record holds; a source that yields more is stopped and the record ends there
+   * (logged as FST_ERR_CONDUIT_RECORD_LIMIT).
+   * @default 10000
+   */
+  maxEvents: Type.Optional(History({ default: 10_000, errorMessage: 'must be a positive integer of events' })),
+  /**
+   * Characters of formatted events a record holds (about bytes for ASCII); beyond it, as for
+   * `maxEvents`.
+   * @default 16777216 (16 MiB)
+   */
+  maxBytes: Type.Optional(MaxBufferedBytes({ default: 16 * 1024 * 1024 }))
+}, { errorMessage: 'must be an object with a key' })
+/** `reply.sse(source, { resume })`: see {@link ResumeOptionsSchema}. */
+export type ResumeOptions = Static<typeof ResumeOptionsSchema>
+
 /** Options of `reply.sse()`, overriding the plugin's for one stream. */
 export type SSEStreamOptions = Static<typeof SSEStreamOptionsSchema>
+
+export const SSEReplyOptionsSchema = Type.Object({
+  ...SSEStreamOptionsSchema.properties,
+  /**
+   * Makes the stream resumable: its source runs once per key, outlives the connection, and is
+   * recorded on the bus; every request with the key (on any instance) reads the record after
+   * its Last-Event-ID, then live. See "Resumable streams" in the README.
+   * @default none: the source runs for this request and stops when its client goes
+   */
+  resume: Type.Optional(ResumeOptionsSchema)
+})
+/** Options of `reply.sse(source, options)`. */
+export type SSEReplyOptions = Static<typeof SSEReplyOptionsSchema>
 
 export const FastifyConduitOptionsSchema = Type.Object({
   ...SSEStreamOptionsSchema.properties,
@@ -132,6 +176,24 @@ export interface SSEDecorator {
    */
   channel<Events extends EventSchemas> (name: string, options: ChannelOptions<Events> & { schema: Events }): Channel<Events>
   channel (name: string, options?: ChannelOptions<undefined>): Channel
+  /**
+   * The record of resumable stream `key`, to stream with `reply.sse()`: it never starts a
+   * source. A key with no record (never started, or expired) is answered `204 No Content`,
+   * on which EventSource stops.
+   *
+   * @example
+   * app.get('/chat/:id', (request, reply) => reply.sse(app.sse.resumable(`chat:${request.params.id}`)))
+   */
+  resumable (key: string): ResumableRecord
+  /**
+   * Stops resumable stream `key`'s source, on whatever instance it runs: its `signal` aborts, the
+   * record ends (readers' streams end) and is kept its `ttl`. Resolves true when a source was
+   * running, false when none was. Rejects with FST_ERR_CONDUIT_BUS when the bus fails.
+   *
+   * @example
+   * await app.sse.cancel(`chat:${id}`)
+   */
+  cancel (key: string): Promise<boolean>
 }
 
 declare module 'fastify' {
@@ -167,7 +229,7 @@ declare module 'fastify' {
      *     yield { event: 'token', id: 1, data: { text: 'Hello' } }
      *   }))
      */
-    sse (source: SSESource<ReplyMessage<RouteGeneric, SchemaCompiler>>, options?: SSEStreamOptions): Promise<void>
+    sse (source: SSESource<ReplyMessage<RouteGeneric, SchemaCompiler>>, options?: SSEReplyOptions): Promise<void>
   }
 
   interface FastifyInstance {

@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
 import fastifyConduit, { formatEvent, SSEEvent, SSEStream } from 'fastify-conduit'
-import type { FastifyConduitOptions, SchemaMessage, SSEMessage, SSEStats } from 'fastify-conduit'
+import type { FastifyConduitOptions, SchemaMessage, SSEMessage, SSEReplyOptions, SSEStats } from 'fastify-conduit'
 
 const Token = Type.Object({ text: Type.String() })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
@@ -154,4 +154,19 @@ test('wire helpers', () => {
   expect(new SSEStream().getHeaders()).type.toBe<Record<string, string>>()
   expect<SSEMessage>().type.toBeAssignableFrom({ data: 'x' })
   expect(app.sse.stats()).type.toBe<SSEStats>()
+})
+
+test('resumable streams: reply.sse(source, { resume }), app.sse.resumable, app.sse.cancel', () => {
+  app.get('/chat', { schema: { sse: { token: Token } } }, (request, reply) => {
+    expect(reply.sse(async function * () { yield { event: 'token' as const, data: { text: 'x' } } }, { resume: { key: 'chat:1', ttl: 60_000 } })).type.toBe<Promise<void>>()
+    expect(reply.sse(async function * () { yield { event: 'token' as const, data: { text: 'x' } } }, { resume: { key: 'chat:1', maxEvents: 100, maxBytes: 1 << 20 } })).type.not.toRaiseError()
+    expect(reply.sse([], { resume: { ttl: 1 } })).type.toRaiseError("'key' is missing")
+    expect(reply.sse([], { resume: { key: 1 } })).type.toRaiseError('not assignable')
+    expect(reply.sse(app.sse.resumable('chat:1'))).type.toBe<Promise<void>>()
+  })
+  expect(app.register(fastifyConduit, { resume: { key: 'x' } })).type.toRaiseError('not assignable')
+  expect(app.sse.resumable('chat:1').exists()).type.toBe<Promise<boolean>>()
+  expect(app.sse.resumable('chat:1').key).type.toBe<string>()
+  expect(app.sse.cancel('chat:1')).type.toBe<Promise<boolean>>()
+  expect<SSEReplyOptions>().type.toBeAssignableFrom({ resume: { key: 'k' } })
 })

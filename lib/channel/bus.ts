@@ -90,6 +90,20 @@ export interface Bus {
   /** Orders two ids of one channel: negative, zero or positive like a sort comparator. */
   compare (a: string, b: string): number
   /**
+   * Resumable streams' record state: sets `key` to `state` for `ttl` milliseconds. With
+   * `create`, only when `key` is absent: a claim, which exactly one caller gets, on every
+   * instance sharing the bus. Resolves whether it was set. Optional: a bus without
+   * `setState`, `getState` and `expire` refuses resumable streams (`reply.sse(source, { resume })`).
+   */
+  setState? (key: string, state: string, ttl: number, create: boolean): Promise<boolean>
+  /** The state `setState` left at `key`; undefined once absent or expired. */
+  getState? (key: string): Promise<string | undefined>
+  /**
+   * Drops `channel`'s entries `ttl` milliseconds from now; each call moves the deadline. A
+   * channel published to meanwhile keeps the deadline (memoryBus and Redis's PEXPIRE agree).
+   */
+  expire? (channel: string, ttl: number): Promise<void>
+  /**
    * Releases what `ready()` acquired. A bus shared by several Fastify instances closes with the
    * last of them (one `close()` per `ready()`).
    */

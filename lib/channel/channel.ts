@@ -6,6 +6,7 @@ import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
 import type { Bus, BusListening } from './bus.js'
 import { channelEntry, isChannelFrame } from './decode-entry.js'
+import type { Entry } from './decode-entry.js'
 import { entryBody, entryJson } from './encode-entry.js'
 import { FanOut } from './fan-out.js'
 import type { ChannelCounters } from './fan-out.js'
@@ -22,6 +23,7 @@ import type {
 
 export type { ChannelCounters } from './fan-out.js'
 export { GAP_FRAME } from './subscriber.js'
+import { RECORD_START } from './subscriber.js'
 
 // A selection's ways into its channel: internal, not methods users see.
 const kAttachWhere = Symbol('fastify-conduit.attachWhere')
@@ -39,6 +41,11 @@ export interface ChannelSettings {
   log: FastifyBaseLogger
   /** Called once when the channel closes. */
   onClose: () => void
+  /**
+   * A resumable stream's record (see resume/records.ts): a reader without a Last-Event-ID reads
+   * it from the start, and an entry with an empty body is its end, which ends its readers.
+   */
+  record?: boolean
 }
 
 /**
@@ -81,8 +88,14 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    */
   #publishing: string | undefined
 
+  readonly #record: boolean
+
   // Bound once: the bus listener is the same function for every event.
   readonly #receive = (id: string, body: string, json: string | undefined): void => {
+    if (body === '' && this.#record) {
+      this.#end(channelEntry(id, body, json))
+      return
+    }
     if (body !== this.#publishing && !isChannelFrame(body)) {
       this.#malformed(id)
       return
@@ -99,11 +112,13 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     this.#counters = settings.counters
     this.#log = settings.log
     this.#onClose = settings.onClose
+    this.#record = settings.record === true
     this.#seam = new ReplaySeam(this.#bus, this.name, this.#maxBufferedBytes, {
       listen: () => this.#listen(),
       release: () => this.#release(),
       flush: () => this.#fanOut.flush(),
-      malformed: (id) => this.#malformed(id)
+      malformed: (id) => this.#malformed(id),
+      record: this.#record
     })
     this.#fanOut = new FanOut(this.name, this.#maxBufferedBytes, this.#counters, this.#log, this.#seam)
     this.#host = {
@@ -194,8 +209,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     }
     const subscriber = new Subscriber(this.#host, filter)
     const streaming = subscriber.stream(sink)
-    subscriber.lastEventId = sink.lastEventId
-    this.#seam.join(subscriber, sink.lastEventId).catch((err: Error) => subscriber.failed(err))
+    const lastEventId = sink.lastEventId ?? (this.#record ? RECORD_START : undefined)
+    subscriber.lastEventId = lastEventId
+    this.#seam.join(subscriber, lastEventId).catch((err: Error) => subscriber.failed(err))
     return streaming
   }
 
@@ -244,6 +260,29 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     this.#seam.close()
     this.#fanOut.close()
     this.#release()
+  }
+
+  /**
+   * A record's entry (see resume/records.ts): `body` is a frame as {@link publish} makes it, or
+   * `''` for the record's end; the bus keeps `history` entries. Resolves to the id assigned.
+   */
+  async append (body: string, json: string | undefined, history: number): Promise<string> {
+    if (this.#closed) throw new ClosedError(`channel "${this.name}"`)
+    this.#publishing = body
+    const published = this.#bus.publish(this.name, body, history, json)
+    this.#publishing = undefined
+    return await published
+  }
+
+  /**
+   * A record's end arrived live: what came before it goes to everyone first; then the live
+   * readers end, and those still joining or settling end when they reach it.
+   */
+  #end (end: Entry): void {
+    this.#fanOut.flush()
+    this.#seam.hold([end], 0)
+    this.#fanOut.close()
+    this.#seam.settle([end])
   }
 
   #listen (): BusListening {

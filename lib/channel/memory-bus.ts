@@ -117,6 +117,10 @@ class MemoryBus implements Bus {
   readonly #ttl: number | false
   readonly #epoch = String(Date.now())
   readonly #streams = new Map<string, MemoryStream>()
+  /** Resumable streams' record states (setState), each with its deadline (ms since the epoch). */
+  readonly #states = new Map<string, { state: string, deadline: number }>()
+  /** Channels due to be dropped (expire), with the timer that drops them. */
+  readonly #expiries = new Map<string, NodeJS.Timeout>()
   /** The highest sequence number issued on any channel. */
   #last = 0
   #sweeper: NodeJS.Timeout | undefined
@@ -174,11 +178,49 @@ class MemoryBus implements Bus {
     return compareStreamIds(a, b)
   }
 
+  async setState (key: string, state: string, ttl: number, create: boolean): Promise<boolean> {
+    if (this.#closed) throw new ClosedError('the bus')
+    if (create && this.#liveState(key) !== undefined) return false
+    this.#states.set(key, { state, deadline: Date.now() + ttl })
+    return true
+  }
+
+  async getState (key: string): Promise<string | undefined> {
+    return this.#liveState(key)
+  }
+
+  async expire (channel: string, ttl: number): Promise<void> {
+    if (this.#closed) throw new ClosedError('the bus')
+    clearTimeout(this.#expiries.get(channel))
+    const timer = setTimeout(() => {
+      this.#expiries.delete(channel)
+      const stream = this.#streams.get(channel)
+      if (stream === undefined) return
+      // Its listeners (readers still attached) keep listening, to what comes next.
+      if (stream.listeners.size === 0) this.#streams.delete(channel)
+      else stream.expire()
+    }, ttl)
+    // A pending expiry never holds the process open.
+    timer.unref()
+    this.#expiries.set(channel, timer)
+  }
+
   async close (): Promise<void> {
     if (--this.#users > 0) return
     this.#closed = true
     clearInterval(this.#sweeper)
     for (const stream of this.#streams.values()) stream.listeners.clear()
+    for (const timer of this.#expiries.values()) clearTimeout(timer)
+    this.#expiries.clear()
+  }
+
+  /** The state at `key`, forgotten once its deadline passed. */
+  #liveState (key: string): string | undefined {
+    const entry = this.#states.get(key)
+    if (entry === undefined) return undefined
+    if (entry.deadline > Date.now()) return entry.state
+    this.#states.delete(key)
+    return undefined
   }
 
   /** Expires the history of channels quiet for `ttl`, and forgets those nobody listens to. */

@@ -48,6 +48,8 @@ export interface SeamHost {
   flush (): readonly Entry[]
   /** Reports a bus entry that is not a channel frame (skipped). */
   malformed (id: string): void
+  /** A record's channel (see resume/records.ts): its end entry (empty body) is kept, not skipped. */
+  readonly record: boolean
 }
 
 /**
@@ -210,7 +212,7 @@ export class ReplaySeam {
   #valid (raw: readonly BusEntry[]): Entry[] {
     const entries: Entry[] = []
     for (const { id, body, json } of raw) {
-      if (isChannelFrame(body)) entries.push(channelEntry(id, body, json))
+      if (isChannelFrame(body) || (body === '' && this.#host.record)) entries.push(channelEntry(id, body, json))
       else this.#host.malformed(id)
     }
     return entries

@@ -14,6 +14,9 @@ import { Subscription } from './subscription.js'
  */
 export const GAP_FRAME = ': gap\n\n'
 
+/** Where a record's reader without a Last-Event-ID starts: before every id a bus issues. */
+export const RECORD_START = '0-0'
+
 /** A `where()` predicate, over the decoded message; only `true` delivers. */
 export type Predicate = (message: never) => boolean
 
@@ -207,12 +210,19 @@ export class Subscriber implements Receiver {
   }
 
   #gap (): void {
+    // A record's reader without a Last-Event-ID reads it from the start: nothing was missed.
+    if (this.lastEventId === RECORD_START) return
     publishReplayGap(this.#host.name, this.#sink !== undefined ? 'stream' : 'iterator', this.lastEventId)
     if (this.#sink !== undefined) this.#sink.writeFrame(GAP_FRAME)
     else this.#iterator?.markGap()
   }
 
   #writeOne (entry: Entry): void {
+    // A record's end (only a record's channel lets one through): its readers are done.
+    if (entry.body === '') {
+      this.close()
+      return
+    }
     const sink = this.#sink
     if (sink !== undefined) {
       if (this.filter !== undefined && !this.selects(this.#decode(entry))) return

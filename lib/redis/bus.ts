@@ -167,6 +167,22 @@ class RedisBus implements Bus {
     return compareStreamIds(a, b)
   }
 
+  setState (key: string, state: string, ttl: number, create: boolean): Promise<boolean> {
+    const stateKey = this.#prefix + key
+    return this.#run(`cannot set the state of "${key}"`, async (command) => {
+      const set = create ? await command.set(stateKey, state, 'PX', ttl, 'NX') : await command.set(stateKey, state, 'PX', ttl)
+      return set === 'OK'
+    })
+  }
+
+  getState (key: string): Promise<string | undefined> {
+    return this.#run(`cannot read the state of "${key}"`, async (command) => (await command.get(this.#prefix + key)) ?? undefined)
+  }
+
+  async expire (channel: string, ttl: number): Promise<void> {
+    await this.#run(`cannot expire "${channel}"`, (command) => command.pexpire(this.#prefix + channel, ttl))
+  }
+
   async close (): Promise<void> {
     if (--this.#users > 0 || this.#closed) return
     this.#closed = true

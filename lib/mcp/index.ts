@@ -1,0 +1,2 @@
+export { mcpEventStore } from './event-store.js'
+export type { McpEventStore, McpEventStoreOptions, McpMessage } from './event-store.js'
