@@ -209,8 +209,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     }
     const subscriber = new Subscriber(this.#host, filter)
     const streaming = subscriber.stream(sink)
-    const lastEventId = sink.lastEventId ?? (this.#record ? RECORD_START : undefined)
+    const fromStart = this.#record && sink.lastEventId === undefined
+    const lastEventId = fromStart ? RECORD_START : sink.lastEventId
     subscriber.lastEventId = lastEventId
+    subscriber.fromStart = fromStart
     this.#seam.join(subscriber, lastEventId).catch((err: Error) => subscriber.failed(err))
     return streaming
   }
@@ -267,7 +269,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    * `''` for the record's end; the bus keeps `history` entries. Resolves to the id assigned.
    */
   async append (body: string, json: string | undefined, history: number): Promise<string> {
-    if (this.#closed) throw new ClosedError(`channel "${this.name}"`)
+    // Never closed while its source appends: the source holds it (see ResumableRecords).
     this.#publishing = body
     const published = this.#bus.publish(this.name, body, history, json)
     this.#publishing = undefined

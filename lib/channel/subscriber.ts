@@ -46,6 +46,8 @@ export class Subscriber implements Receiver {
   overflowed = false
   /** The Last-Event-ID it joined with, for diagnostics. */
   lastEventId: string | undefined = undefined
+  /** A record's reader without a Last-Event-ID, replaying from {@link RECORD_START}. */
+  fromStart = false
   readonly filter: Predicate | undefined
   readonly #host: SubscriberHost
   #sink: StreamSink | undefined
@@ -211,7 +213,7 @@ export class Subscriber implements Receiver {
 
   #gap (): void {
     // A record's reader without a Last-Event-ID reads it from the start: nothing was missed.
-    if (this.lastEventId === RECORD_START) return
+    if (this.fromStart) return
     publishReplayGap(this.#host.name, this.#sink !== undefined ? 'stream' : 'iterator', this.lastEventId)
     if (this.#sink !== undefined) this.#sink.writeFrame(GAP_FRAME)
     else this.#iterator?.markGap()

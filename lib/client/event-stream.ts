@@ -177,7 +177,14 @@ export class ReconnectingEventStream<Event> implements ClientEventStream<Event> 
       if (chunk.done) return undefined
       events.length = 0
       gaps.length = 0
-      parser.feed(chunk.value, events)
+      // An event too large fails the stream, but only after the events before it in the same
+      // chunk: they arrived whole, and the consumer (and Last-Event-ID) must have them.
+      let failure: unknown
+      try {
+        parser.feed(chunk.value, events)
+      } catch (error) {
+        failure = error
+      }
       if (parser.retry !== undefined) this.#retry = parser.retry
       let gap = 0
       for (let i = 0; i <= events.length; i++) {
@@ -192,6 +199,7 @@ export class ReconnectingEventStream<Event> implements ClientEventStream<Event> 
         this.#lastEventId = parsed.id
         yield event
       }
+      if (failure !== undefined) throw failure
       this.#lastEventId = parser.lastEventId
     }
   }

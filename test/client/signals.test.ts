@@ -280,7 +280,15 @@ test('maxEventSize: a larger event from the server fails the stream with a coded
       { id: '3', data: 'z' }
     ]))
     app.get('/huge', (request, reply) => reply.sse([{ data: 'h'.repeat(5 * 1024 * 1024) }]))
+    // Written in one batch: both events reach the client in the same chunk.
+    app.get('/pair', (request, reply) => reply.sse([{ id: '1', data: 'a'.repeat(100) }, { id: '2', data: 'b'.repeat(20_000) }]))
   })
+  const pair = connect(`${url}/pair`, { maxEventSize: 5000, reconnect: false })
+  const paired = await drain(pair)
+  t.same(paired.events.map((e) => e.id), ['1'], 'the event before the oversized one in the same chunk is yielded first')
+  t.equal(paired.error?.code, 'FST_ERR_CONDUIT_CLIENT_EVENT_TOO_LARGE')
+  t.equal(pair.lastEventId, '1')
+
   const stream = connect(`${url}/big`, { maxEventSize: 100_000 })
   const { events, error } = await drain(stream)
   t.same(events.map((e) => e.id), ['1'])
