@@ -174,8 +174,9 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       }, reply.request.log)
       record = new ResumableRecord(resume.key, records)
     }
-    if (!await record.exists()) {
-      // No record (never started, or expired): 204, on which EventSource stops reconnecting.
+    if (!await records.readable(record.key, lastEventIdOf(reply.request, lastEventIdQuery))) {
+      // No record (never started, or expired), or nothing left of it after the reader's
+      // Last-Event-ID (it read to the end): 204, on which EventSource stops reconnecting.
       reply.code(204).send()
       return whenResponseClosed(reply.raw)
     }

@@ -149,6 +149,20 @@ export class ResumableRecords {
     return await this.#bus().getState(STATE_PREFIX + key) !== undefined
   }
 
+  /**
+   * Whether a reader after `lastEventId` has something to read: false when the record does not
+   * exist, or when it ended and nothing but its end follows `lastEventId` (the reader read it
+   * all: answering it a stream would make its EventSource reconnect, for ever).
+   */
+  async readable (key: string, lastEventId: string | undefined): Promise<boolean> {
+    const bus = this.#bus()
+    const state = await bus.getState(STATE_PREFIX + key)
+    if (state === undefined) return false
+    if (state !== ENDED || lastEventId === undefined) return true
+    const { entries, complete } = await bus.replay(RECORD_PREFIX + key, lastEventId, 1)
+    return !complete || (entries.length > 0 && entries[0].body !== '')
+  }
+
   /** Streams `key`'s record to `sink`: replay after its Last-Event-ID, then live, until the end. */
   attach (key: string, sink: StreamSink): Promise<void> {
     return this.#hold(key)[kAttach](sink).finally(() => this.#release(key))

@@ -265,3 +265,17 @@ t.test('memoryBus expire: the history goes, listeners stay and ids go on; setSta
   await t.rejects(setState('k', 'd', 1, false), { code: 'FST_ERR_CONDUIT_CLOSED' })
   await t.rejects(expire('room', 1), { code: 'FST_ERR_CONDUIT_CLOSED' })
 })
+
+t.test('a Last-Event-ID that is the end itself (forged) is answered 204 too', async (t) => {
+  const bus = memoryBus()
+  const key = uniqueName('forged')
+  const { url } = await startApp(t, { bus }, (app) => {
+    app.get('/chat', (request, reply) => reply.sse([{ data: 'a' }], { resume: { key } }))
+  })
+  const reader = await EventReader.fetch(`${url}/chat`)
+  t.ok(await reader.end(5000))
+  const { entries } = await bus.replay(`@resume:${key}`, '0-0')
+  const end = entries[entries.length - 1]
+  t.equal(end.body, '')
+  t.equal((await fetch(`${url}/chat`, { headers: { 'last-event-id': end.id } })).status, 204)
+})
