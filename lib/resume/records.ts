@@ -262,7 +262,10 @@ export class ResumableRecords {
           body = entryBody(step.value, record.format)
           json = entryJson(step.value, record.format)
         } catch (err) {
-          log.error({ code: (err as { code?: string }).code, reason: (err as Error).message, key },
+          const code = (err as { code?: string }).code
+          // The record assigns ids (the bus's), as a channel does; say so in this one's terms.
+          const reason = code === 'FST_ERR_CONDUIT_INVALID_ID' ? 'a resumable stream\'s record assigns ids itself; yield events without one' : (err as Error).message
+          log.error({ code, reason, key },
             record.onInvalid === 'close'
               ? 'fastify-conduit: invalid event not recorded; the resumable stream ends (onInvalid: close)'
               : 'fastify-conduit: invalid event not recorded; skipped (onInvalid: skip)')

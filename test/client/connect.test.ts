@@ -3,18 +3,7 @@ import type { ServerResponse } from 'node:http'
 import { test } from 'tap'
 import { Type } from '@sinclair/typebox'
 import { connect, type ConduitEvent, type ReconnectInfo } from '../../lib/client/index.ts'
-import { openEventStream, startEventServer } from '../support/index.js'
-
-/** Collects every event, and the error that ended the iteration (if any). */
-async function drain<T> (stream: AsyncIterable<T>): Promise<{ events: T[], error?: any }> {
-  const events: T[] = []
-  try {
-    for await (const event of stream) events.push(event)
-  } catch (error) {
-    return { events, error }
-  }
-  return { events }
-}
+import { drain, openEventStream, startEventServer } from '../support/index.js'
 
 test('reads events; sends Accept and Cache-Control; no Last-Event-ID at first', async (t) => {
   const { url, requests } = await startEventServer(t, (res) => {

@@ -8,18 +8,7 @@ import { connect, type ConduitEvent, type GapInfo, type ReconnectInfo } from '..
 import { GAP_COMMENT } from '../../lib/client/event-stream.ts'
 import { EventStreamParser } from '../../lib/client/parser.ts'
 import { GAP_FRAME } from '../../lib/channel/channel.ts'
-import { deferred, openEventStream, startApp, startEventServer, uniqueName } from '../support/index.js'
-
-/** Collects every event, and the error that ended the iteration (if any). */
-async function drain<T> (stream: AsyncIterable<T>): Promise<{ events: T[], error?: any }> {
-  const events: T[] = []
-  try {
-    for await (const event of stream) events.push(event)
-  } catch (error) {
-    return { events, error }
-  }
-  return { events }
-}
+import { deferred, drain, openEventStream, startApp, startEventServer, uniqueName } from '../support/index.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -107,6 +107,7 @@ t.test('invalid events: skipped (onInvalid: skip) or the record ends there (clos
   t.ok(await skip.end(5000))
   t.same(skip.events.map((event) => JSON.parse(event.data).text), ['a', 'c'])
   t.equal(log.count('invalid event not recorded; skipped'), 2)
+  t.match(log.lines.filter((line) => line.code === 'FST_ERR_CONDUIT_INVALID_ID'), [{ reason: /resumable stream's record assigns ids itself/ }])
   const close = await EventReader.fetch(`${url}/chat?policy=close`)
   t.ok(await close.end(5000))
   t.same(close.events.map((event) => JSON.parse(event.data).text), ['a'])

@@ -39,3 +39,14 @@ export async function take<M> (subscription: AsyncIterator<M>, count: number): P
   }
   return messages
 }
+
+/** Collects every item of `stream`, and the error that ended the iteration (if any). */
+export async function drain<T> (stream: AsyncIterable<T>): Promise<{ events: T[], error?: any }> {
+  const events: T[] = []
+  try {
+    for await (const event of stream) events.push(event)
+  } catch (error) {
+    return { events, error }
+  }
+  return { events }
+}
