@@ -78,6 +78,14 @@ export interface Bus {
   listen (channel: string, listener: BusListener): BusListening
   /** What `channel` retains after `afterId` (see {@link BusReplay.complete}). */
   replay (channel: string, afterId: string): Promise<BusReplay>
+  /**
+   * Optional. Resolves once every entry the bus held when it was called, on the channels this
+   * instance listens to, has been handed to their listeners. The plugin calls it when the
+   * server closes, before ending the streams, so that events whose `publish()` resolved are
+   * delivered (within `closeGracePeriod`). A bus that delivers within `publish()`, as
+   * memoryBus does, needs none.
+   */
+  flush? (): Promise<void>
   /** Orders two ids of one channel: negative, zero or positive like a sort comparator. */
   compare (a: string, b: string): number
   /**

@@ -28,6 +28,9 @@ export type { ChannelCounters } from './fan-out.js'
  */
 export const GAP_FRAME = ': gap\n\n'
 
+/** `channel[kFlush]()`: hands this turn's live batch to the subscribers now (the server is closing). */
+export const kFlush = Symbol('fastify-conduit.channel.flush')
+
 /** What the plugin resolved for one channel. */
 export interface ChannelSettings {
   name: string
@@ -251,6 +254,14 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     this.#seam.close()
     this.#fanOut.close()
     this.#release()
+  }
+
+  /**
+   * Delivers what the bus has handed over and is batched for the next turn, now: the server
+   * is closing, and its streams end right after this (see ChannelRegistry.flush).
+   */
+  [kFlush] (): void {
+    this.#fanOut.flush()
   }
 
   #listen (): BusListening {

@@ -3,7 +3,7 @@ import { ClosedError, InvalidChannelError } from '../errors.js'
 import { compileOptions } from '../options.js'
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import type { Bus } from './bus.js'
-import { Channel } from './channel.js'
+import { Channel, kFlush } from './channel.js'
 import type { ChannelCounters } from './channel.js'
 import { ChannelOptionsSchema } from './types.js'
 import type { ChannelOptions } from './types.js'
@@ -70,6 +70,17 @@ export class ChannelRegistry {
     })
     this.#channels.set(name, { channel, schema, history, maxBufferedBytes })
     return channel
+  }
+
+  /**
+   * Delivers everything acknowledged so far: what the bus holds and has not yet handed over
+   * (see {@link Bus.flush}), then every channel's pending batch. The server is closing: its
+   * streams end next, and an event whose `publish()` resolved must reach them first.
+   */
+  async flush (): Promise<void> {
+    if (this.#channels.size === 0) return
+    await this.#settings.bus.flush?.()
+    for (const { channel } of this.#channels.values()) channel[kFlush]()
   }
 
   /** Ends every channel: the server is closing. */

@@ -79,6 +79,8 @@ class RedisBus implements Bus {
   #lastError: Error | undefined
   #users = 0
   #closed = false
+  /** flush() calls waiting for the read loop to reach an id on a channel. */
+  #flushes: Array<{ stream: Stream, id: string, resolve: () => void }> = []
   // Rejects when the bus closes: commands queued during an outage would otherwise wait for a
   // reconnection that close() cancels, and their callers forever.
   readonly #closing: Promise<never>
@@ -151,6 +153,27 @@ class RedisBus implements Bus {
 
   compare (a: string, b: string): number {
     return compareStreamIds(a, b)
+  }
+
+  /**
+   * Resolves once the read loop has delivered, on every channel it reads, the entries that
+   * were in Redis when this was called (published by any instance), or when the bus closes.
+   * The plugin bounds the wait by `closeGracePeriod`.
+   */
+  async flush (): Promise<void> {
+    const keys = [...this.#reading.keys()]
+    const streams = [...this.#reading.values()]
+    // The commands go out together (ioredis writes each without waiting for the last reply).
+    const ends = await this.#run('cannot flush channels', (command) =>
+      Promise.all(keys.map((key) => command.xrevrange(key, '+', '-', 'COUNT', 1))))
+    const waits: Array<Promise<void>> = []
+    for (let i = 0; i < streams.length; i++) {
+      const stream = streams[i]
+      const last = ends[i][0]?.[0]
+      if (last === undefined || compareStreamIds(stream.cursor, last) >= 0) continue
+      waits.push(new Promise((resolve) => { this.#flushes.push({ stream, id: last, resolve }) }))
+    }
+    await Promise.race([Promise.all(waits), this.#closing.catch(noop)])
   }
 
   async close (): Promise<void> {
@@ -291,7 +314,17 @@ class RedisBus implements Bus {
       }
       this.#blocked = false
       if (reply !== null && !this.#closed) this.#dispatch(reply, reading)
+      if (this.#flushes.length > 0) this.#settleFlushes()
     }
+  }
+
+  /** Resolves the flush() waits whose channel was read up to their id. */
+  #settleFlushes (): void {
+    this.#flushes = this.#flushes.filter((flush) => {
+      if (compareStreamIds(flush.stream.cursor, flush.id) < 0) return true
+      flush.resolve()
+      return false
+    })
   }
 
   #dispatch (reply: Array<[string, Array<[string, string[]]>]>, reading: Map<string, Stream>): void {
