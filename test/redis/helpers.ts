@@ -4,6 +4,9 @@ import { Redis } from 'ioredis'
 /** The Redis the tests use: 127.0.0.1:6379 unless REDIS_URL says otherwise. */
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
+/** The redis-server binary the restart tests start: REDIS_SERVER, else redis-server on PATH. */
+export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server'
+
 /** In CI (CI=true) missing Redis is a failure; elsewhere the Redis tests are skipped, visibly. */
 export const REQUIRE_REDIS = process.env.CI === 'true'
 
