@@ -27,9 +27,23 @@ const JSON_FIELD = 'json'
 const BLOCK_MS = 1000
 // Entries read per stream per round: bounds one reply's size; the next read continues.
 const READ_COUNT = 1000
-// After an unexpected read error (a key changed type under us), wait before reading again
-// rather than spinning; connection errors do not reach this (the read waits for reconnection).
-const ERROR_PAUSE_MS = 1000
+// After a failed round of the read loop (a key changed type under us, a listener threw),
+// wait before reading again rather than spinning: 100 ms, doubling per consecutive failure up
+// to 5 s. Connection errors do not reach this (the read waits for reconnection).
+const RETRY_MIN_MS = 100
+const RETRY_MAX_MS = 5000
+
+/** What {@link RedisBus.stats} reports; counters since the bus was made. */
+export interface RedisBusStats {
+  /** Rounds of the shared read loop that failed (each logged, then retried with backoff). */
+  readFailures: number
+}
+
+/** The bus `redisBus()` returns: a {@link Bus}, plus its own counters. */
+export interface RedisBus extends Bus {
+  /** The read loop's counters, for metrics and health checks. */
+  stats (): RedisBusStats
+}
 
 /**
  * A bus on Redis Streams, for several Fastify instances (processes, machines) sharing
@@ -53,11 +67,11 @@ const ERROR_PAUSE_MS = 1000
  * import { redisBus } from 'fastify-conduit/redis'
  * await app.register(fastifyConduit, { bus: redisBus({ url: process.env.REDIS_URL }) })
  */
-export function redisBus (options: RedisBusOptions = {}): Bus {
-  return new RedisBus(options)
+export function redisBus (options: RedisBusOptions = {}): RedisBus {
+  return new RedisStreamsBus(options)
 }
 
-class RedisBus implements Bus {
+class RedisStreamsBus implements RedisBus {
   readonly history: number
   /** Where Redis is, as logs and errors may show it (no password). */
   readonly #url: string
@@ -79,6 +93,7 @@ class RedisBus implements Bus {
   #lastError: Error | undefined
   #users = 0
   #closed = false
+  #readFailures = 0
   /** flush() calls waiting for the read loop to reach an id on a channel. */
   #flushes: Array<{ stream: Stream, id: string, resolve: () => void }> = []
   // Rejects when the bus closes: commands queued during an outage would otherwise wait for a
@@ -153,6 +168,10 @@ class RedisBus implements Bus {
 
   compare (a: string, b: string): number {
     return compareStreamIds(a, b)
+  }
+
+  stats (): RedisBusStats {
+    return { readFailures: this.#readFailures }
   }
 
   /**
@@ -232,16 +251,22 @@ class RedisBus implements Bus {
       reader.client('ID').then((id) => { this.#readerId = id }, noop)
     })
     reader.on('close', () => { this.#readerId = undefined })
+    let clustered = false
     try {
       if (own) await command.connect()
       else await command.ping()
+      // A cluster node answers as one Redis, then fails the first XREAD over keys of several
+      // slots (CROSSSLOT) or of another node (MOVED): refused at startup instead. (A server
+      // that refuses INFO is taken for a plain one.)
+      clustered = /^cluster_enabled:1/m.test(String(await command.info('cluster').catch(noop)))
+      if (clustered) throw new Error('it runs in cluster mode, which redisBus does not support: give it one Redis server')
       await reader.connect()
     } catch (err) {
       reader.disconnect()
       if (own) command.disconnect()
       // ioredis rejects with "Connection is closed"; its 'error' event said why.
-      const reason = this.#lastError ?? err as Error
-      throw new BusError(`cannot reach Redis at ${this.#url}: ${reason.message}`, { cause: reason })
+      const reason = clustered ? err as Error : this.#lastError ?? err as Error
+      throw new BusError(`cannot ${clustered ? 'use' : 'reach'} Redis at ${this.#url}: ${reason.message}`, { cause: reason })
     }
     this.#reader = reader
     this.#read(reader).catch((err: unknown) => {
@@ -287,35 +312,47 @@ class RedisBus implements Bus {
     }
   }
 
-  /** The read loop: one XREAD for every channel this instance listens to, until closed. */
+  /**
+   * The read loop: one XREAD for every channel this instance listens to, until closed. Any
+   * failure of a round is logged, counted (see stats()) and retried after a backoff: the loop
+   * never ends before the bus closes, or every channel of this instance would go silent.
+   */
   async #read (reader: Redis): Promise<void> {
+    let failures = 0
     while (!this.#closed) {
-      // What this read is for: a reply for a channel since dropped or listened to anew (with
-      // a new position) no longer belongs to anyone and is ignored.
-      const reading = new Map(this.#reading)
-      if (reading.size === 0) {
-        await new Promise<void>((resolve) => { this.#wake = resolve })
-        continue
-      }
-      const streams = [...reading.values()]
-      let reply: Array<[string, Array<[string, string[]]>]> | null
-      this.#blocked = true
       try {
-        reply = await reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...reading.keys(), ...streams.map((stream) => stream.cursor))
+        await this.#readRound(reader)
+        failures = 0
       } catch (err) {
         this.#blocked = false
         if (this.#closed) return
-        this.#log?.error({ err, redis: this.#url }, 'fastify-conduit: reading channels from Redis failed; retrying')
+        this.#readFailures++
+        const retryIn = Math.min(RETRY_MIN_MS * 2 ** failures++, RETRY_MAX_MS)
+        this.#log?.error({ err, redis: this.#url, failures, retryIn }, 'fastify-conduit: reading channels from Redis failed; retrying')
         await new Promise<void>((resolve) => {
           this.#wake = resolve
-          this.#pause = setTimeout(() => this.#wakeReader(), ERROR_PAUSE_MS)
+          this.#pause = setTimeout(() => this.#wakeReader(), retryIn)
         })
-        continue
       }
-      this.#blocked = false
-      if (reply !== null && !this.#closed) this.#dispatch(reply, reading)
-      if (this.#flushes.length > 0) this.#settleFlushes()
     }
+  }
+
+  /** One XREAD and its delivery, or a wait for a first channel to read. */
+  async #readRound (reader: Redis): Promise<void> {
+    // What this read is for: a reply for a channel since dropped or listened to anew (with
+    // a new position) no longer belongs to anyone and is ignored.
+    const reading = new Map(this.#reading)
+    if (reading.size === 0) {
+      await new Promise<void>((resolve) => { this.#wake = resolve })
+      return
+    }
+    const streams = [...reading.values()]
+    this.#blocked = true
+    const reply: Array<[string, Array<[string, string[]]>]> | null =
+      await reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...reading.keys(), ...streams.map((stream) => stream.cursor))
+    this.#blocked = false
+    if (reply !== null && !this.#closed) this.#dispatch(reply, reading)
+    if (this.#flushes.length > 0) this.#settleFlushes()
   }
 
   /** Resolves the flush() waits whose channel was read up to their id. */
