@@ -74,8 +74,13 @@ export interface Bus {
    * receive it.
    */
   publish (channel: string, body: string, history: number, json?: string): Promise<string>
-  /** Registers a live listener on `channel`. */
-  listen (channel: string, listener: BusListener): BusListening
+  /**
+   * Registers a live listener on `channel`. `onGap`, when given, is called when the bus finds
+   * that live entries were lost before they reached the listener (redisBus: its reader fell
+   * behind MAXLEN trimming during an outage); the channel then ends its live subscribers, who
+   * resume through replay, which reports the gap.
+   */
+  listen (channel: string, listener: BusListener, onGap?: () => void): BusListening
   /** What `channel` retains after `afterId` (see {@link BusReplay.complete}). */
   replay (channel: string, afterId: string): Promise<BusReplay>
   /**

@@ -93,6 +93,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     this.#fanOut.add(channelEntry(id, body, json))
   }
 
+  // The bus lost live entries: the live subscribers end, and resume through replay (streams
+  // reconnect with Last-Event-ID), which reports the gap.
+  readonly #gap = (): void => { this.#fanOut.close() }
+
   constructor (settings: ChannelSettings) {
     this.name = settings.name
     this.#bus = settings.bus
@@ -267,7 +271,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   #listen (): BusListening {
     let listening = this.#listening
     if (listening === undefined) {
-      const started = this.#bus.listen(this.name, this.#receive)
+      const started = this.#bus.listen(this.name, this.#receive, this.#gap)
       listening = started
       this.#listening = started
       // A bus that could not listen is forgotten, so the next subscriber tries again.

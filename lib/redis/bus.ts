@@ -10,6 +10,10 @@ import type { RedisBusOptions } from './options.js'
 /** One channel (stream key) this instance listens to. */
 interface Stream {
   readonly listeners: Set<BusListener>
+  /** The listeners' onGap callbacks. */
+  readonly gaps: Set<() => void>
+  /** The reader may have fallen behind trimming (reconnected, failed, or read a full COUNT): check before delivering. */
+  check: boolean
   /** Where reading goes on from: the last id delivered, or the stream's last id when listening began. */
   cursor: string
   ready: Promise<void>
@@ -37,6 +41,11 @@ const RETRY_MAX_MS = 5000
 export interface RedisBusStats {
   /** Rounds of the shared read loop that failed (each logged, then retried with backoff). */
   readFailures: number
+  /**
+   * Times a channel's live entries were found lost before this instance read them (trimmed by
+   * MAXLEN while the reader was behind); each ended the channel's live subscribers.
+   */
+  liveGaps: number
 }
 
 /** The bus `redisBus()` returns: a {@link Bus}, plus its own counters. */
@@ -94,6 +103,7 @@ class RedisStreamsBus implements RedisBus {
   #users = 0
   #closed = false
   #readFailures = 0
+  #liveGaps = 0
   /** flush() calls waiting for the read loop to reach an id on a channel. */
   #flushes: Array<{ stream: Stream, id: string, resolve: () => void }> = []
   // Rejects when the bus closes: commands queued during an outage would otherwise wait for a
@@ -125,22 +135,24 @@ class RedisStreamsBus implements RedisBus {
       : command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body, JSON_FIELD, json)) as Promise<string>)
   }
 
-  listen (channel: string, listener: BusListener): BusListening {
+  listen (channel: string, listener: BusListener, onGap?: () => void): BusListening {
     const key = this.#prefix + channel
     let stream = this.#streams.get(key)
     if (stream === undefined) {
-      const created: Stream = { listeners: new Set(), cursor: '0-0', ready: Promise.resolve() }
+      const created: Stream = { listeners: new Set(), gaps: new Set(), check: false, cursor: '0-0', ready: Promise.resolve() }
       created.ready = this.#position(key, created)
       created.ready.catch(noop)
       this.#streams.set(key, created)
       stream = created
     }
     stream.listeners.add(listener)
+    if (onGap !== undefined) stream.gaps.add(onGap)
     const listening = stream
     return {
       ready: listening.ready,
       stop: () => {
         listening.listeners.delete(listener)
+        if (onGap !== undefined) listening.gaps.delete(onGap)
         if (listening.listeners.size === 0 && this.#streams.get(key) === listening) {
           this.#streams.delete(key)
           this.#reading.delete(key)
@@ -171,7 +183,7 @@ class RedisStreamsBus implements RedisBus {
   }
 
   stats (): RedisBusStats {
-    return { readFailures: this.#readFailures }
+    return { readFailures: this.#readFailures, liveGaps: this.#liveGaps }
   }
 
   /**
@@ -250,7 +262,10 @@ class RedisStreamsBus implements RedisBus {
       // CLIENT UNBLOCK needs this connection's id, which changes with every reconnection.
       reader.client('ID').then((id) => { this.#readerId = id }, noop)
     })
-    reader.on('close', () => { this.#readerId = undefined })
+    reader.on('close', () => {
+      this.#readerId = undefined
+      this.#checkAll()
+    })
     let clustered = false
     try {
       if (own) await command.connect()
@@ -327,6 +342,7 @@ class RedisStreamsBus implements RedisBus {
         this.#blocked = false
         if (this.#closed) return
         this.#readFailures++
+        this.#checkAll()
         const retryIn = Math.min(RETRY_MIN_MS * 2 ** failures++, RETRY_MAX_MS)
         this.#log?.error({ err, redis: this.#url, failures, retryIn }, 'fastify-conduit: reading channels from Redis failed; retrying')
         await new Promise<void>((resolve) => {
@@ -351,8 +367,46 @@ class RedisStreamsBus implements RedisBus {
     const reply: Array<[string, Array<[string, string[]]>]> | null =
       await reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...reading.keys(), ...streams.map((stream) => stream.cursor))
     this.#blocked = false
-    if (reply !== null && !this.#closed) this.#dispatch(reply, reading)
+    if (reply !== null && !this.#closed) {
+      await this.#checkGaps(reply, reading)
+      this.#dispatch(reply, reading)
+    }
     if (this.#flushes.length > 0) this.#settleFlushes()
+  }
+
+  /** The reader may have missed entries on every channel: check each before its next delivery. */
+  #checkAll (): void {
+    for (const stream of this.#reading.values()) stream.check = true
+  }
+
+  /**
+   * Before delivering a reply, finds the channels whose entries after the cursor were trimmed
+   * by MAXLEN before this reader got them: those whose last delivered entry (the cursor) is no
+   * longer in Redis, since trimming removes the oldest first. Their live listeners are told
+   * (onGap), then get what follows as usual. Checked only where the reader may have fallen
+   * behind (see Stream.check), so a healthy read costs nothing more. Like replay, an entry
+   * trimmed exactly at the cursor reports a gap that is not one: a false alarm, never a
+   * silent loss. A channel that had no entry when listening began (cursor 0-0) is not checked.
+   */
+  async #checkGaps (reply: Array<[string, Array<[string, string[]]>]>, reading: Map<string, Stream>): Promise<void> {
+    const checks: Array<[string, Stream]> = []
+    for (const [key, entries] of reply) {
+      const stream = reading.get(key) as Stream
+      if (stream.check && stream.cursor !== '0-0') checks.push([key, stream])
+      // A full reply: more is waiting, and the reader is behind by at least this much.
+      stream.check = entries.length === READ_COUNT
+    }
+    if (checks.length === 0) return
+    const found = await this.#run('cannot check channels for a gap', (command) =>
+      Promise.all(checks.map(([key, stream]) => command.xrange(key, stream.cursor, stream.cursor))))
+    for (let i = 0; i < checks.length; i++) {
+      const [key, stream] = checks[i]
+      if (found[i].length > 0 || this.#reading.get(key) !== stream) continue
+      this.#liveGaps++
+      this.#log?.warn({ redis: this.#url, channel: key.slice(this.#prefix.length), after: stream.cursor },
+        'fastify-conduit: live events were trimmed (MAXLEN) before this instance read them; the channel\'s live subscribers end and resume through replay')
+      for (const onGap of stream.gaps) onGap()
+    }
   }
 
   /** Resolves the flush() waits whose channel was read up to their id. */

@@ -2,11 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
-import { Cluster } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
+import type { Channel } from '../../lib/index.js'
+import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { redisBus } from '../../lib/redis/index.js'
-import { freePort, uniqueName } from '../support/index.js'
+import { FrameReader, freePort, LogCapture, startApp, uniqueName } from '../support/index.js'
 import { deleteKeys, hasRedisServer, killRedis, needRedis, REDIS_URL, REQUIRE_REDIS, startRedis, testClient, testPrefix } from './helpers.js'
 
 // Redis failure modes: what redisBus refuses, and how its shared read loop survives failures.
@@ -61,5 +63,45 @@ if (await needRedis(t)) {
     t.same(got, [good], 'the loop went on after the failure')
     t.equal(bus.stats().readFailures, 1, 'counted')
     t.match(errors, [{ msg: /reading channels from Redis failed; retrying/, obj: { err: { message: 'a listener failed' }, failures: 1, retryIn: 100 } }], 'logged, with the backoff')
+  })
+
+  t.test('a reader that fell behind MAXLEN trimming signals a gap: live streams end and resume through replay', async (t) => {
+    const connectionName = uniqueName('conduit-gap')
+    // The bus's reader copies this client's options, its name included: the test finds it by name.
+    const client = new Redis(REDIS_URL, { connectionName })
+    t.teardown(() => client.quit())
+    const admin = testClient()
+    await admin.connect()
+    t.teardown(() => admin.quit())
+    const bus = redisBus({ client, prefix })
+    const logs = new LogCapture()
+    const name = uniqueName('trimmed')
+    let news!: Channel
+    const { url } = await startApp(t, { bus }, (app) => {
+      news = app.sse.channel(name, { history: 5 })
+      app.get('/news', (request, reply) => reply.sse(news))
+    }, { logger: logs.logger })
+    const stream = await FrameReader.fetch(url + '/news')
+    const first = await news.publish({ data: 'first' })
+    t.same((await stream.take(1)).map((frame) => frame.id), [first], 'live')
+
+    // Cut the reader's connection, and trim what it has not read before it reconnects (ioredis
+    // waits 50 ms before its first attempt).
+    const clients = String(await admin.client('LIST')).split('\n')
+    const reader = clients.find((line) => line.includes(`name=${connectionName} `) && line.includes('cmd=xread'))
+    const burst = admin.multi()
+    for (let n = 0; n < 50; n++) burst.xadd(prefix + name, 'MAXLEN', '5', '*', 'frame', `data: ${n}\n\n`)
+    await admin.client('KILL', 'ID', /\bid=(\d+)/.exec(String(reader))?.[1] as string)
+    const written = (await burst.exec() as Array<[Error | null, string]>).map(([, id]) => id)
+
+    await stream.ended()
+    t.pass('the live stream ended')
+    t.match(await logs.waitFor('were trimmed (MAXLEN) before this instance read them'), { channel: name, after: first })
+    t.equal(bus.stats().liveGaps, 1, 'counted')
+    const resumed = await FrameReader.fetch(url + '/news', { 'last-event-id': first })
+    const [gap, ...replayed] = await resumed.take(6)
+    t.equal(gap.raw + '\n', GAP_FRAME, 'the replay reports the gap')
+    t.same(replayed.map((frame) => frame.id), written.slice(-5), 'then what Redis still holds')
+    await resumed.abort()
   })
 }
