@@ -384,7 +384,9 @@ class RedisStreamsBus implements RedisBus {
    * by MAXLEN before this reader got them: those whose last delivered entry (the cursor) is no
    * longer in Redis, since trimming removes the oldest first. Their live listeners are told
    * (onGap), then get what follows as usual. Checked only where the reader may have fallen
-   * behind (see Stream.check), so a healthy read costs nothing more. Like replay, an entry
+   * behind (see Stream.check), so a healthy read costs nothing more. A stream never trimmed
+   * (a Redis restarted without persistence comes back empty: the cursor is gone, yet nothing
+   * after it was lost) is no gap; Redis < 7 does not say, and any missing cursor counts. Like replay, an entry
    * trimmed exactly at the cursor reports a gap that is not one: a false alarm, never a
    * silent loss. A channel that had no entry when listening began (cursor 0-0) is not checked.
    */
@@ -398,10 +400,11 @@ class RedisStreamsBus implements RedisBus {
     }
     if (checks.length === 0) return
     const found = await this.#run('cannot check channels for a gap', (command) =>
-      Promise.all(checks.map(([key, stream]) => command.xrange(key, stream.cursor, stream.cursor))))
+      Promise.all(checks.map(([key, stream]) => Promise.all([command.xrange(key, stream.cursor, stream.cursor), command.xinfo('STREAM', key)]))))
     for (let i = 0; i < checks.length; i++) {
       const [key, stream] = checks[i]
-      if (found[i].length > 0 || this.#reading.get(key) !== stream) continue
+      const [kept, info] = found[i]
+      if (kept.length > 0 || !wasTrimmed(info as unknown[]) || this.#reading.get(key) !== stream) continue
       this.#liveGaps++
       this.#log?.warn({ redis: this.#url, channel: key.slice(this.#prefix.length), after: stream.cursor },
         'fastify-conduit: live events were trimmed (MAXLEN) before this instance read them; the channel\'s live subscribers end and resume through replay')
@@ -436,6 +439,14 @@ class RedisStreamsBus implements RedisBus {
     this.#wake = undefined
     wake?.()
   }
+}
+
+/** From XINFO STREAM: true when entries were ever removed from the stream (added > length). */
+function wasTrimmed (info: unknown[]): boolean {
+  const added = info.indexOf('entries-added')
+  /* c8 ignore next -- Redis < 7 has no entries-added (the tests run Redis 7) */
+  if (added === -1) return true
+  return Number(info[added + 1]) > Number(info[info.indexOf('length') + 1])
 }
 
 /** A stream entry's `[field, value, …]` as a bus entry; undefined without `frame` (something else wrote it). */
