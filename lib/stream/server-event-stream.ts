@@ -177,7 +177,6 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
         // every step at once (microtasks never let the loop turn), and a source of events that
         // are all skipped as invalid pushes nothing for backpressure to stop.
         if (this.#accept(step.value) || ((++steps & CLOCK_STRIDE) === 0 && performance.now() >= turnEnds)) {
-          if (this.#ended) break
           await yieldToEventLoop()
           turnEnds = performance.now() + TURN_BUDGET_MS
         }
