@@ -258,9 +258,13 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   app.addHook('preClose', async () => {
     // Sources of resumable streams running here stop first: their records end, so that their
     // readers (here and elsewhere) end cleanly rather than wait for a source that is gone.
-    let recordsTimer: NodeJS.Timeout | undefined
-    await Promise.race([records.close(), new Promise((resolve) => { recordsTimer = setTimeout(resolve, closeGracePeriod) })])
-    clearTimeout(recordsTimer)
+    await boundedBy(records.close(), closeGracePeriod)
+    // Acknowledged events first: a publish() that resolved before close() reaches this
+    // instance's subscribers before their streams end. Bounded: a bus that cannot deliver
+    // (Redis down) does not hold the close past the grace period.
+    await boundedBy(channels.flush().catch((err: unknown) => {
+      app.log.warn({ err }, 'fastify-conduit: could not deliver pending channel events before closing')
+    }), closeGracePeriod)
     const closing = [...open]
     if (closing.length === 0) return
     for (const [stream, session] of closing) {
@@ -268,9 +272,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       session?.close()
     }
     const allClosed = Promise.all(closing.map(([stream]) => stream.responseClosed()))
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([allClosed, new Promise((resolve) => { timer = setTimeout(resolve, closeGracePeriod) })])
-    clearTimeout(timer)
+    await boundedBy(allClosed, closeGracePeriod)
     for (const [stream, session] of closing) {
       if (stream.isResponseClosed) continue
       stream.abort()
@@ -288,6 +290,13 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     channels.close()
     await bus.close()
   })
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever comes first. */
+async function boundedBy (promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([promise, new Promise((resolve) => { timer = setTimeout(resolve, ms) })])
+  clearTimeout(timer)
 }
 
 /** Checked options over `defaults`: an option given as `undefined` is not given. */

@@ -5,6 +5,7 @@ import { expect, test } from 'tstyche'
 import fastifyConduit, { memoryBus } from 'fastify-conduit'
 import type { Bus, Channel, ChannelMessage, ChannelSelection, ChannelSubscription, SSEStats } from 'fastify-conduit'
 import { redisBus } from 'fastify-conduit/redis'
+import type { RedisBus, RedisBusStats } from 'fastify-conduit/redis'
 
 const Headline = Type.Object({ title: Type.String(), rank: Type.Optional(Type.Integer()) })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
@@ -24,9 +25,11 @@ test('register takes a bus and maxBufferedBytes', () => {
 })
 
 test('redisBus takes a URL or an ioredis client, a prefix and a history', () => {
-  expect(redisBus()).type.toBe<Bus>()
-  expect(redisBus({ url: 'redis://127.0.0.1:6379', prefix: 'app:', history: 500 })).type.toBe<Bus>()
-  expect(redisBus({ client: new Redis({ lazyConnect: true }) })).type.toBe<Bus>()
+  expect(redisBus()).type.toBe<RedisBus>()
+  expect(redisBus()).type.toBeAssignableTo<Bus>()
+  expect(redisBus().stats()).type.toBe<RedisBusStats>()
+  expect(redisBus({ url: 'redis://127.0.0.1:6379', prefix: 'app:', history: 500 })).type.toBe<RedisBus>()
+  expect(redisBus({ client: new Redis({ lazyConnect: true }) })).type.toBe<RedisBus>()
   expect(redisBus({ url: 6379 })).type.toRaiseError("'number' is not assignable")
   expect(redisBus({ client: {} })).type.toRaiseError('is missing the following properties')
 })

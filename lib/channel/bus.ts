@@ -77,8 +77,13 @@ export interface Bus {
    * receive it.
    */
   publish (channel: string, body: string, history: number, json?: string): Promise<string>
-  /** Registers a live listener on `channel`. */
-  listen (channel: string, listener: BusListener): BusListening
+  /**
+   * Registers a live listener on `channel`. `onGap`, when given, is called when the bus finds
+   * that live entries were lost before they reached the listener (redisBus: its reader fell
+   * behind MAXLEN trimming during an outage); the channel then ends its live subscribers, who
+   * resume through replay, which reports the gap.
+   */
+  listen (channel: string, listener: BusListener, onGap?: () => void): BusListening
   /**
    * What `channel` retains after `afterId` (see {@link BusReplay.complete}): at most `limit`
    * entries, and exactly `limit` unless fewer are retained. Channels read a long replay page
@@ -87,6 +92,14 @@ export interface Bus {
    * one page more, empty), without that bound.
    */
   replay (channel: string, afterId: string, limit?: number): Promise<BusReplay>
+  /**
+   * Optional. Resolves once every entry the bus held when it was called, on the channels this
+   * instance listens to, has been handed to their listeners. The plugin calls it when the
+   * server closes, before ending the streams, so that events whose `publish()` resolved are
+   * delivered (within `closeGracePeriod`). A bus that delivers within `publish()`, as
+   * memoryBus does, needs none.
+   */
+  flush? (): Promise<void>
   /** Orders two ids of one channel: negative, zero or positive like a sort comparator. */
   compare (a: string, b: string): number
   /**

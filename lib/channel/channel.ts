@@ -29,6 +29,9 @@ import { RECORD_START } from './subscriber.js'
 const kAttachWhere = Symbol('fastify-conduit.attachWhere')
 const kSubscribeWhere = Symbol('fastify-conduit.subscribeWhere')
 
+/** `channel[kFlush]()`: hands this turn's live batch to the subscribers now (the server is closing). */
+export const kFlush = Symbol('fastify-conduit.channel.flush')
+
 /** What the plugin resolved for one channel. */
 export interface ChannelSettings {
   name: string
@@ -102,6 +105,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     }
     this.#fanOut.add(channelEntry(id, body, json))
   }
+
+  // The bus lost live entries: the live subscribers end, and resume through replay (streams
+  // reconnect with Last-Event-ID), which reports the gap.
+  readonly #gap = (): void => { this.#fanOut.close() }
 
   constructor (settings: ChannelSettings) {
     this.name = settings.name
@@ -287,10 +294,18 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     this.#seam.settle([end])
   }
 
+  /**
+   * Delivers what the bus has handed over and is batched for the next turn, now: the server
+   * is closing, and its streams end right after this (see ChannelRegistry.flush).
+   */
+  [kFlush] (): void {
+    this.#fanOut.flush()
+  }
+
   #listen (): BusListening {
     let listening = this.#listening
     if (listening === undefined) {
-      const started = this.#bus.listen(this.name, this.#receive)
+      const started = this.#bus.listen(this.name, this.#receive, this.#gap)
       listening = started
       this.#listening = started
       // A bus that could not listen is forgotten, so the next subscriber tries again.

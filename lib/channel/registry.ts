@@ -3,7 +3,7 @@ import { ClosedError, InvalidChannelError } from '../errors.js'
 import { compileOptions } from '../options.js'
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import type { Bus } from './bus.js'
-import { Channel } from './channel.js'
+import { Channel, kFlush } from './channel.js'
 import type { ChannelCounters } from './channel.js'
 import { ChannelOptionsSchema } from './types.js'
 import type { ChannelOptions } from './types.js'
@@ -85,6 +85,18 @@ export class ChannelRegistry {
     this.#channels.set(name, { ref: new WeakRef(channel), schema, history, maxBufferedBytes })
     this.#forget.register(channel, name, channel)
     return channel
+  }
+
+  /**
+   * Delivers everything acknowledged so far: what the bus holds and has not yet handed over
+   * (see {@link Bus.flush}), then every channel's pending batch. The server is closing: its
+   * streams end next, and an event whose `publish()` resolved must reach them first.
+   */
+  async flush (): Promise<void> {
+    // Records' channels (resumable streams) are not registered here but listen on the bus too:
+    // the bus is flushed whatever this registry holds.
+    await this.#settings.bus.flush?.()
+    for (const { ref } of this.#channels.values()) ref.deref()?.[kFlush]()
   }
 
   /** Ends every channel: the server is closing. */

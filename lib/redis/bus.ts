@@ -11,6 +11,10 @@ import type { RedisBusOptions } from './options.js'
 /** One channel (stream key) this instance listens to. */
 interface Stream {
   readonly listeners: Set<BusListener>
+  /** The listeners' onGap callbacks. */
+  readonly gaps: Set<() => void>
+  /** The reader may have fallen behind trimming (reconnected, failed, or read a full COUNT): check before delivering. */
+  check: boolean
   /** Where reading goes on from: the last id delivered, or the stream's last id when listening began. */
   cursor: string
   ready: Promise<void>
@@ -28,9 +32,28 @@ const JSON_FIELD = 'json'
 const BLOCK_MS = 1000
 // Entries read per stream per round: bounds one reply's size; the next read continues.
 const READ_COUNT = 1000
-// After an unexpected read error (a key changed type under us), wait before reading again
-// rather than spinning; connection errors do not reach this (the read waits for reconnection).
-const ERROR_PAUSE_MS = 1000
+// After a failed round of the read loop (a key changed type under us, a listener threw),
+// wait before reading again rather than spinning: 100 ms, doubling per consecutive failure up
+// to 5 s. Connection errors do not reach this (the read waits for reconnection).
+const RETRY_MIN_MS = 100
+const RETRY_MAX_MS = 5000
+
+/** What {@link RedisBus.stats} reports; counters since the bus was made. */
+export interface RedisBusStats {
+  /** Rounds of the shared read loop that failed (each logged, then retried with backoff). */
+  readFailures: number
+  /**
+   * Times a channel's live entries were found lost before this instance read them (trimmed by
+   * MAXLEN while the reader was behind); each ended the channel's live subscribers.
+   */
+  liveGaps: number
+}
+
+/** The bus `redisBus()` returns: a {@link Bus}, plus its own counters. */
+export interface RedisBus extends Bus {
+  /** The read loop's counters, for metrics and health checks. */
+  stats (): RedisBusStats
+}
 
 /**
  * A bus on Redis Streams, for several Fastify instances (processes, machines) sharing
@@ -55,11 +78,11 @@ const ERROR_PAUSE_MS = 1000
  * import { redisBus } from 'fastify-conduit/redis'
  * await app.register(fastifyConduit, { bus: redisBus({ url: process.env.REDIS_URL }) })
  */
-export function redisBus (options: RedisBusOptions = {}): Bus {
-  return new RedisBus(options)
+export function redisBus (options: RedisBusOptions = {}): RedisBus {
+  return new RedisStreamsBus(options)
 }
 
-class RedisBus implements Bus {
+class RedisStreamsBus implements RedisBus {
   readonly history: number
   /** Where Redis is, as logs and errors may show it (no password). */
   readonly #url: string
@@ -82,6 +105,10 @@ class RedisBus implements Bus {
   #lastError: Error | undefined
   #users = 0
   #closed = false
+  #readFailures = 0
+  #liveGaps = 0
+  /** flush() calls waiting for the read loop to reach an id on a channel. */
+  #flushes: Array<{ stream: Stream, id: string, resolve: () => void }> = []
   // Rejects when the bus closes: commands queued during an outage would otherwise wait for a
   // reconnection that close() cancels, and their callers forever.
   readonly #closing: Promise<never>
@@ -118,22 +145,24 @@ class RedisBus implements Bus {
     })
   }
 
-  listen (channel: string, listener: BusListener): BusListening {
+  listen (channel: string, listener: BusListener, onGap?: () => void): BusListening {
     const key = this.#prefix + channel
     let stream = this.#streams.get(key)
     if (stream === undefined) {
-      const created: Stream = { listeners: new Set(), cursor: '0-0', ready: Promise.resolve() }
+      const created: Stream = { listeners: new Set(), gaps: new Set(), check: false, cursor: '0-0', ready: Promise.resolve() }
       created.ready = this.#position(key, created)
       created.ready.catch(noop)
       this.#streams.set(key, created)
       stream = created
     }
     stream.listeners.add(listener)
+    if (onGap !== undefined) stream.gaps.add(onGap)
     const listening = stream
     return {
       ready: listening.ready,
       stop: () => {
         listening.listeners.delete(listener)
+        if (onGap !== undefined) listening.gaps.delete(onGap)
         if (listening.listeners.size === 0 && this.#streams.get(key) === listening) {
           this.#streams.delete(key)
           this.#reading.delete(key)
@@ -181,6 +210,31 @@ class RedisBus implements Bus {
 
   async expire (channel: string, ttl: number): Promise<void> {
     await this.#run(`cannot expire "${channel}"`, (command) => command.pexpire(this.#prefix + channel, ttl))
+  }
+
+  stats (): RedisBusStats {
+    return { readFailures: this.#readFailures, liveGaps: this.#liveGaps }
+  }
+
+  /**
+   * Resolves once the read loop has delivered, on every channel it reads, the entries that
+   * were in Redis when this was called (published by any instance), or when the bus closes.
+   * The plugin bounds the wait by `closeGracePeriod`.
+   */
+  async flush (): Promise<void> {
+    const keys = [...this.#reading.keys()]
+    const streams = [...this.#reading.values()]
+    // The commands go out together (ioredis writes each without waiting for the last reply).
+    const ends = await this.#run('cannot flush channels', (command) =>
+      Promise.all(keys.map((key) => command.xrevrange(key, '+', '-', 'COUNT', 1))))
+    const waits: Array<Promise<void>> = []
+    for (let i = 0; i < streams.length; i++) {
+      const stream = streams[i]
+      const last = ends[i][0]?.[0]
+      if (last === undefined || compareStreamIds(stream.cursor, last) >= 0) continue
+      waits.push(new Promise((resolve) => { this.#flushes.push({ stream, id: last, resolve }) }))
+    }
+    await Promise.race([Promise.all(waits), this.#closing.catch(noop)])
   }
 
   async close (): Promise<void> {
@@ -238,17 +292,26 @@ class RedisBus implements Bus {
       // CLIENT UNBLOCK needs this connection's id, which changes with every reconnection.
       reader.client('ID').then((id) => { this.#readerId = id }, noop)
     })
-    reader.on('close', () => { this.#readerId = undefined })
+    reader.on('close', () => {
+      this.#readerId = undefined
+      this.#checkAll()
+    })
+    let clustered = false
     try {
       if (own) await command.connect()
       else await command.ping()
+      // A cluster node answers as one Redis, then fails the first XREAD over keys of several
+      // slots (CROSSSLOT) or of another node (MOVED): refused at startup instead. (A server
+      // that refuses INFO is taken for a plain one.)
+      clustered = /^cluster_enabled:1/m.test(String(await command.info('cluster').catch(noop)))
+      if (clustered) throw new Error('it runs in cluster mode, which redisBus does not support: give it one Redis server')
       await reader.connect()
     } catch (err) {
       reader.disconnect()
       if (own) command.disconnect()
       // ioredis rejects with "Connection is closed"; its 'error' event said why.
-      const reason = this.#lastError ?? err as Error
-      throw new BusError(`cannot reach Redis at ${this.#url}: ${reason.message}`, { cause: reason })
+      const reason = clustered ? err as Error : this.#lastError ?? err as Error
+      throw new BusError(`cannot ${clustered ? 'use' : 'reach'} Redis at ${this.#url}: ${reason.message}`, { cause: reason })
     }
     this.#reader = reader
     this.#read(reader).catch((err: unknown) => {
@@ -294,35 +357,99 @@ class RedisBus implements Bus {
     }
   }
 
-  /** The read loop: one XREAD for every channel this instance listens to, until closed. */
+  /**
+   * The read loop: one XREAD for every channel this instance listens to, until closed. Any
+   * failure of a round is logged, counted (see stats()) and retried after a backoff: the loop
+   * never ends before the bus closes, or every channel of this instance would go silent.
+   */
   async #read (reader: Redis): Promise<void> {
+    let failures = 0
     while (!this.#closed) {
-      // What this read is for: a reply for a channel since dropped or listened to anew (with
-      // a new position) no longer belongs to anyone and is ignored.
-      const reading = new Map(this.#reading)
-      if (reading.size === 0) {
-        await new Promise<void>((resolve) => { this.#wake = resolve })
-        continue
-      }
-      const streams = [...reading.values()]
-      let reply: Array<[string, Array<[string, string[]]>]> | null
-      this.#blocked = true
       try {
-        reply = await reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...reading.keys(), ...streams.map((stream) => stream.cursor))
+        await this.#readRound(reader)
+        failures = 0
       } catch (err) {
         this.#blocked = false
         if (this.#closed) return
         publishBusError('read', undefined, err)
-        this.#log?.error({ err, redis: this.#url }, 'fastify-conduit: reading channels from Redis failed; retrying')
+        this.#readFailures++
+        this.#checkAll()
+        const retryIn = Math.min(RETRY_MIN_MS * 2 ** failures++, RETRY_MAX_MS)
+        this.#log?.error({ err, redis: this.#url, failures, retryIn }, 'fastify-conduit: reading channels from Redis failed; retrying')
         await new Promise<void>((resolve) => {
           this.#wake = resolve
-          this.#pause = setTimeout(() => this.#wakeReader(), ERROR_PAUSE_MS)
+          this.#pause = setTimeout(() => this.#wakeReader(), retryIn)
         })
-        continue
       }
-      this.#blocked = false
-      if (reply !== null && !this.#closed) this.#dispatch(reply, reading)
     }
+  }
+
+  /** One XREAD and its delivery, or a wait for a first channel to read. */
+  async #readRound (reader: Redis): Promise<void> {
+    // What this read is for: a reply for a channel since dropped or listened to anew (with
+    // a new position) no longer belongs to anyone and is ignored.
+    const reading = new Map(this.#reading)
+    if (reading.size === 0) {
+      await new Promise<void>((resolve) => { this.#wake = resolve })
+      return
+    }
+    const streams = [...reading.values()]
+    this.#blocked = true
+    const reply: Array<[string, Array<[string, string[]]>]> | null =
+      await reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...reading.keys(), ...streams.map((stream) => stream.cursor))
+    this.#blocked = false
+    if (reply !== null && !this.#closed) {
+      await this.#checkGaps(reply, reading)
+      this.#dispatch(reply, reading)
+    }
+    if (this.#flushes.length > 0) this.#settleFlushes()
+  }
+
+  /** The reader may have missed entries on every channel: check each before its next delivery. */
+  #checkAll (): void {
+    for (const stream of this.#reading.values()) stream.check = true
+  }
+
+  /**
+   * Before delivering a reply, finds the channels whose entries after the cursor were trimmed
+   * by MAXLEN before this reader got them: those whose last delivered entry (the cursor) is no
+   * longer in Redis, since trimming removes the oldest first. Their live listeners are told
+   * (onGap), then get what follows as usual. Checked only where the reader may have fallen
+   * behind (see Stream.check), so a healthy read costs nothing more. A stream never trimmed
+   * (a Redis restarted without persistence comes back empty: the cursor is gone, yet nothing
+   * after it was lost) is no gap; Redis < 7 does not say, and any missing cursor counts. Like replay, an entry
+   * trimmed exactly at the cursor reports a gap that is not one: a false alarm, never a
+   * silent loss. A channel that had no entry when listening began (cursor 0-0) is not checked.
+   */
+  async #checkGaps (reply: Array<[string, Array<[string, string[]]>]>, reading: Map<string, Stream>): Promise<void> {
+    const checks: Array<[string, Stream]> = []
+    for (const [key, entries] of reply) {
+      const stream = reading.get(key) as Stream
+      if (stream.check && stream.cursor !== '0-0') checks.push([key, stream])
+      // A full reply: more is waiting, and the reader is behind by at least this much.
+      stream.check = entries.length === READ_COUNT
+    }
+    if (checks.length === 0) return
+    const found = await this.#run('cannot check channels for a gap', (command) =>
+      Promise.all(checks.map(([key, stream]) => Promise.all([command.xrange(key, stream.cursor, stream.cursor), command.xinfo('STREAM', key)]))))
+    for (let i = 0; i < checks.length; i++) {
+      const [key, stream] = checks[i]
+      const [kept, info] = found[i]
+      if (kept.length > 0 || !wasTrimmed(info as unknown[]) || this.#reading.get(key) !== stream) continue
+      this.#liveGaps++
+      this.#log?.warn({ redis: this.#url, channel: key.slice(this.#prefix.length), after: stream.cursor },
+        'fastify-conduit: live events were trimmed (MAXLEN) before this instance read them; the channel\'s live subscribers end and resume through replay')
+      for (const onGap of stream.gaps) onGap()
+    }
+  }
+
+  /** Resolves the flush() waits whose channel was read up to their id. */
+  #settleFlushes (): void {
+    this.#flushes = this.#flushes.filter((flush) => {
+      if (compareStreamIds(flush.stream.cursor, flush.id) < 0) return true
+      flush.resolve()
+      return false
+    })
   }
 
   #dispatch (reply: Array<[string, Array<[string, string[]]>]>, reading: Map<string, Stream>): void {
@@ -343,6 +470,14 @@ class RedisBus implements Bus {
     this.#wake = undefined
     wake?.()
   }
+}
+
+/** From XINFO STREAM: true when entries were ever removed from the stream (added > length). */
+function wasTrimmed (info: unknown[]): boolean {
+  const added = info.indexOf('entries-added')
+  /* c8 ignore next -- Redis < 7 has no entries-added (the tests run Redis 7) */
+  if (added === -1) return true
+  return Number(info[added + 1]) > Number(info[info.indexOf('length') + 1])
 }
 
 /** A stream entry's `[field, value, …]` as a bus entry; undefined without `frame` (something else wrote it). */

@@ -46,6 +46,11 @@ export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBu
   const { url, client, prefix, history, ttl } = checkOptions(options)
   // The one rule that is a relation between options rather than a shape of one.
   if (url !== undefined && client !== undefined) throw new InvalidOptionError('url', 'cannot be given with client')
+  // One XREAD over the keys of every channel fails with CROSSSLOT on a cluster: refused here
+  // rather than failing at the first read (see the README, "Redis Cluster").
+  if ((client as { isCluster?: unknown } | undefined)?.isCluster === true) {
+    throw new InvalidOptionError('client', 'is a Redis Cluster client, which redisBus does not support: give it a client of one Redis server')
+  }
   const defaults = RedisBusOptionsSchema.properties
   return {
     url: url ?? defaults.url.default,

@@ -200,6 +200,36 @@ if (await needRedis(t)) {
     t.equal(await client.pttl(prefix + kept.name), -1, 'no expiry')
   })
 
+  t.test('flush() resolves once the reader has delivered what Redis held when it was called', async (t) => {
+    const client = testClient()
+    await client.connect()
+    t.teardown(() => client.quit())
+    const direct = bus()
+    await direct.ready()
+    t.teardown(() => direct.close())
+    const empty = direct.listen(uniqueName('empty'), () => {})
+    await empty.ready
+    await direct.flush?.()
+    t.pass('a channel never published to has nothing to wait for')
+    const name = uniqueName('flushed')
+    const got: string[] = []
+    const listening = direct.listen(name, (id) => got.push(id))
+    await listening.ready
+    // Written by another client: this bus learns of them only through its reader.
+    const ids = await Promise.all([1, 2, 3].map((n) => client.xadd(prefix + name, '*', 'frame', `data: ${n}\n\n`) as Promise<string>))
+    await direct.flush?.()
+    t.same(got, ids, 'every entry delivered')
+    await direct.flush?.()
+    t.same(got, ids, 'nothing left to wait for')
+
+    // More than one read takes (COUNT 1000), written at once: flush() waits through every read.
+    const burst = client.multi()
+    for (let n = 0; n < 20_000; n++) burst.xadd(prefix + name, '*', 'frame', `data: ${n}\n\n`)
+    const written = (await burst.exec() as Array<[Error | null, string]>).map(([, id]) => id)
+    await direct.flush?.()
+    t.same(got.slice(ids.length), written, 'every entry of the burst delivered')
+  })
+
   t.test('replay from an id still retained is exact; from a trimmed one it reports the gap', async (t) => {
     const { app } = await startApp(t, { bus: bus() })
     const channel = app.sse.channel(uniqueName('trim'), { history: 3 })

@@ -1,9 +1,15 @@
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import type { Teardown } from '../support/index.js'
 
 /** The Redis the tests use: 127.0.0.1:6379 unless REDIS_URL says otherwise. */
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** The redis-server binary the restart tests start: REDIS_SERVER, else redis-server on PATH. */
+export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server'
 
 /** In CI (CI=true) missing Redis is a failure; elsewhere the Redis tests are skipped, visibly. */
 export const REQUIRE_REDIS = process.env.CI === 'true'
@@ -72,4 +78,35 @@ export async function deleteKeys (prefix: string, url = REDIS_URL): Promise<void
   } finally {
     client.disconnect()
   }
+}
+
+/** True when the redis-server binary runs (tests that start their own Redis need it). */
+export const hasRedisServer = spawnSync(REDIS_SERVER, ['--version']).status === 0
+
+/**
+ * A redis-server child of this test on `port` (never the shared one), without persistence
+ * unless `args` say otherwise; resolved once it accepts connections.
+ */
+export async function startRedis (port: number, args: string[] = []): Promise<ChildProcess> {
+  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...args],
+    { stdio: ['ignore', 'pipe', 'inherit'] })
+  let output = ''
+  await new Promise<void>((resolve, reject) => {
+    child.on('exit', (code) => reject(new Error(`redis-server exited (${code}): ${output}`)))
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('Ready to accept connections')) resolve()
+    })
+  })
+  child.removeAllListeners('exit')
+  child.stdout?.resume()
+  return child
+}
+
+/** Kills a redis-server started by startRedis (SIGKILL: as a crash would). */
+export async function killRedis (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGKILL')
+  await exited
 }

@@ -1,41 +1,13 @@
-import { spawn, spawnSync } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import t from 'tap'
 import type { Channel } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { redisBus } from '../../lib/redis/index.js'
 import { FrameReader, freePort, LogCapture, startApp, take } from '../support/index.js'
-import { REQUIRE_REDIS, testPrefix } from './helpers.js'
+import { hasRedisServer, killRedis, REQUIRE_REDIS, startRedis, testPrefix } from './helpers.js'
 
 // Restarts a Redis of its own (never the shared one on 6379): kill -9, then a new server on
 // the same port, empty as a Redis without persistence comes back.
 
-/** A redis-server child on `port`, resolved once it accepts connections. */
-async function startRedis (port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
-    { stdio: ['ignore', 'pipe', 'inherit'] })
-  let output = ''
-  await new Promise<void>((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`redis-server exited (${code}): ${output}`)))
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes('Ready to accept connections')) resolve()
-    })
-  })
-  child.removeAllListeners('exit')
-  child.stdout?.resume()
-  return child
-}
-
-async function killRedis (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, 'exit')
-  child.kill('SIGKILL')
-  await exited
-}
-
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0
 if (!hasRedisServer) {
   const reason = 'the Redis restart test needs the redis-server binary on PATH'
   if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires it')
