@@ -144,15 +144,10 @@ export class StreamObserver {
     if (streamOpen.hasSubscribers) streamOpen.publish({ stream: this.info } satisfies StreamOpenMessage)
   }
 
-  /** A batch of whole frames went to the response. */
-  wrote (chunk: string | Uint8Array): void {
-    if (typeof chunk === 'string') {
-      this.#bytes += Buffer.byteLength(chunk)
-      this.#events += countEvents(chunk)
-    } else {
-      this.#bytes += chunk.byteLength
-      this.#events += countBroadcastEvents(chunk)
-    }
+  /** A batch of whole frames went to the response (the stream pushes Buffers only). */
+  wrote (chunk: Uint8Array): void {
+    this.#bytes += chunk.byteLength
+    this.#events += countBroadcastEvents(chunk)
   }
 
   /** The response is over. */
@@ -191,7 +186,8 @@ function countEvents (text: string): number {
   return events
 }
 
-// A channel writes the same Buffer to every subscriber in turn: counted once per batch.
+// A channel writes the same Buffer to every subscriber in turn: counted once per batch (a
+// stream's own batches are Buffers of their own, counted each).
 let lastBroadcast: Uint8Array | undefined
 let lastBroadcastEvents = 0
 function countBroadcastEvents (bytes: Uint8Array): number {
