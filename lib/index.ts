@@ -5,6 +5,7 @@ export { fastifyConduit }
 export type {
   FastifyConduitOptions,
   InvalidEventPolicy,
+  ResumableMessage,
   ResumeOptions,
   SSEDecorator,
   SSEReplyOptions,

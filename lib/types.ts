@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import type { Static } from '@sinclair/typebox'
 import type { Bus } from './channel/bus.js'
 import type { Channel } from './channel/channel.js'
-import type { ChannelOptions } from './channel/types.js'
+import type { ChannelOptions, Published } from './channel/types.js'
 import { History, Implements, MaxBufferedBytes, Milliseconds } from './options.js'
 import type { EventSchemas } from './schema/compile.js'
 import type { ReplyMessage, RouteEvents } from './schema/types.js'
@@ -142,6 +142,15 @@ export type SSESource<Message> =
   | Iterable<Message>
   | ((context: SourceContext) => AsyncIterable<Message> | Iterable<Message>)
 
+/**
+ * What the source of a resumable stream (`reply.sse(source, { resume })`) may yield: the
+ * events `Message` allows, with no `id` (the bus assigns ids to the record), no `retry` and no
+ * `comment` (a record carries events only), and no control message. At runtime such a message
+ * is an invalid event (FST_ERR_CONDUIT_INVALID_ID, FST_ERR_CONDUIT_INVALID_MESSAGE), handled
+ * by `onInvalid`.
+ */
+export type ResumableMessage<Message> = Published<Exclude<Message, { event?: never, data?: never }>>
+
 /** Counters of one Fastify instance's streams. */
 export interface SSEStats {
   /** Streams open now. */
@@ -229,7 +238,17 @@ declare module 'fastify' {
      *     yield { event: 'token', id: 1, data: { text: 'Hello' } }
      *   }))
      */
-    sse (source: SSESource<ReplyMessage<RouteGeneric, SchemaCompiler>>, options?: SSEReplyOptions): Promise<void>
+    sse (source: SSESource<ReplyMessage<RouteGeneric, SchemaCompiler>>, options?: SSEStreamOptions & { resume?: undefined }): Promise<void>
+    /**
+     * A resumable stream (see "Resumable streams" in the README): `source` runs once per
+     * `resume.key`, outliving the connection, into a record on the bus; its events carry no
+     * `id` (the bus assigns ids), `retry` or `comment` ({@link ResumableMessage}).
+     *
+     * @example
+     * app.post('/chat', { schema: { sse: { token: Token } } }, (request, reply) =>
+     *   reply.sse(({ signal }) => generate(request.body, signal), { resume: { key: `chat:${request.body.id}` } }))
+     */
+    sse (source: SSESource<ResumableMessage<ReplyMessage<RouteGeneric, SchemaCompiler>>>, options?: SSEReplyOptions): Promise<void>
   }
 
   interface FastifyInstance {

@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
 import fastifyConduit, { formatEvent, SSEEvent, SSEStream } from 'fastify-conduit'
-import type { FastifyConduitOptions, SchemaMessage, SSEMessage, SSEReplyOptions, SSEStats } from 'fastify-conduit'
+import type { FastifyConduitOptions, ResumableMessage, SchemaMessage, SSEMessage, SSEReplyOptions, SSEStats } from 'fastify-conduit'
 
 const Token = Type.Object({ text: Type.String() })
 const Done = Type.Object({ reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]) })
@@ -169,4 +169,44 @@ test('resumable streams: reply.sse(source, { resume }), app.sse.resumable, app.s
   expect(app.sse.resumable('chat:1').key).type.toBe<string>()
   expect(app.sse.cancel('chat:1')).type.toBe<Promise<boolean>>()
   expect<SSEReplyOptions>().type.toBeAssignableFrom({ resume: { key: 'k' } })
+})
+
+test('a resumable stream\'s source yields events without id, retry or comment: the bus assigns ids', () => {
+  const events = { token: Token, done: Done }
+  app.get('/resumable', { schema: { sse: events } }, (request, reply) => {
+    const resume = { key: 'chat:1' }
+    expect(reply.sse(async function * ({ signal }) {
+      expect(signal).type.toBe<AbortSignal>()
+      yield { event: 'token', data: { text: 'x' } }
+      yield { event: 'done', data: { reason: 'stop' } }
+    }, { resume })).type.toBe<Promise<void>>()
+    expect(reply.sse([{ event: 'token', data: { text: 'x' } }], { resume })).type.not.toRaiseError()
+    // The same sources with an id compile without `resume`, and not with it.
+    expect(reply.sse(async function * () {
+      yield { event: 'token', id: 1, data: { text: 'x' } }
+    })).type.not.toRaiseError()
+    expect(reply.sse(async function * () {
+      yield { event: 'token', id: 1, data: { text: 'x' } }
+    }, { resume })).type.toRaiseError('No overload matches this call')
+    expect(reply.sse(function * () {
+      yield { event: 'token', id: '1', data: { text: 'x' } }
+    }, { resume: { key: 'k', ttl: 1000 } })).type.toRaiseError('No overload matches this call')
+    expect(reply.sse([{ event: 'token', id: 1, data: { text: 'x' } }], { resume })).type.toRaiseError('No overload matches this call')
+    expect(reply.sse([{ id: 7 }], { resume })).type.toRaiseError('No overload matches this call')
+    expect(reply.sse([{ event: 'token', data: { text: 'x' }, retry: 10 }], { resume })).type.toRaiseError('No overload matches this call')
+    expect(reply.sse([{ comment: 'only events are recorded' }], { resume })).type.toRaiseError('No overload matches this call')
+    // The events are still checked against schema.sse.
+    expect(reply.sse([{ event: 'tokn', data: { text: 'x' } }], { resume })).type.toRaiseError('No overload matches this call')
+    // Options typed as SSEReplyOptions (resume or not, unknown here) take the id-free source only.
+    const options: SSEReplyOptions = {}
+    expect(reply.sse([{ event: 'token', data: { text: 'x' } }], options)).type.not.toRaiseError()
+    expect(reply.sse([{ event: 'token', id: 1, data: { text: 'x' } }], options)).type.toRaiseError('No overload matches this call')
+  })
+  app.get('/resumable-free', (request, reply) => {
+    expect(reply.sse([{ event: 'anything', data: 1 }], { resume: { key: 'k' } })).type.not.toRaiseError()
+    expect(reply.sse([{ event: 'anything', data: 1, id: 'x' }], { resume: { key: 'k' } })).type.toRaiseError('No overload matches this call')
+  })
+  expect<ResumableMessage<SchemaMessage<typeof events>>>().type.toBeAssignableFrom({ event: 'token' as const, data: { text: 'x' } })
+  expect<ResumableMessage<SchemaMessage<typeof events>>>().type.not.toBeAssignableFrom({ event: 'token' as const, data: { text: 'x' }, id: '1' })
+  expect<ResumableMessage<SSEMessage>>().type.not.toBeAssignableFrom({ data: 'x', id: 1 })
 })

@@ -43,8 +43,11 @@ export interface SubscribeOptions {
   signal?: AbortSignal
 }
 
-/** A message published or delivered: what SchemaMessage allows, without the fields the bus owns. */
-type Published<Message> = Message extends unknown
+/**
+ * A message published on a channel or recorded by a resumable stream: what `Message` allows,
+ * without the fields the bus owns (`id`) or that a record does not carry (`retry`, `comment`).
+ */
+export type Published<Message> = Message extends unknown
   ? Omit<Message, 'id' | 'retry' | 'comment'> & { id?: never, retry?: never, comment?: never }
   : never
 
