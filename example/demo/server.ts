@@ -32,8 +32,10 @@ const FILES = [
 export async function buildDemo ({ logger = false, redisUrl }: DemoOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger })
   // retry: after a drop (a server restart), browsers try again after one second.
+  // lastEventIdQuery: after a reload, the page passes the last id it stored as ?lastEventId=.
   await app.register(fastifyConduit, {
     retry: 1000,
+    lastEventIdQuery: 'lastEventId',
     ...(redisUrl === undefined ? {} : { bus: redisBus({ url: redisUrl, prefix: 'conduit-demo:' }) })
   })
   await app.register(simpleServer)

@@ -21,7 +21,10 @@ const received = (page: Page, selector: string): Promise<string | undefined> =>
   page.$eval(selector, (node) => (node as HTMLElement).dataset.received)
 
 t.test('the demo page, live', async (t) => {
-  let app: FastifyInstance = await buildDemo()
+  // What the server logs (as JSON lines): the chat test counts the answers it started.
+  const logs: Array<{ msg?: string, answer?: string, req?: { url?: string } }> = []
+  const logger = { level: 'info', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } }
+  let app: FastifyInstance = await buildDemo({ logger })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as AddressInfo
   const url = `http://127.0.0.1:${port}`
@@ -50,7 +53,7 @@ t.test('the demo page, live', async (t) => {
     await page.waitForFunction(() => (document.querySelector<HTMLElement>('#counter-output')?.dataset.received ?? '').split(',').length >= 2)
 
     await app.close()
-    app = await buildDemo()
+    app = await buildDemo({ logger })
     await app.listen({ host: '127.0.0.1', port })
     const before = await page.textContent('#time-output')
     await page.waitForFunction((before) => document.querySelector('#time-output')?.textContent !== before, before)
@@ -128,6 +131,29 @@ t.test('the demo page, live', async (t) => {
     // Finite CSS animations (a notification sliding in) are finished, infinite ones stopped.
     await page.screenshot({ path: SCREENSHOT, fullPage: true, animations: 'disabled' })
     if (process.env.UPDATE_SCREENSHOT === '1') await copyFile(SCREENSHOT, COMMITTED_SCREENSHOT)
+    t.same(pageErrors, [], 'no error on the page')
+  })
+
+  await t.test('a chat answer survives a page reload: every token once, generated once', async (t) => {
+    const prompt = 'How does resuming after a restart work?'
+    const tokens = answer(prompt)
+    await page.fill('#chat-input', prompt)
+    await page.click('#chat-form button')
+    const id = await page.$eval('#chat .assistant:last-child', (node) => (node as HTMLElement).dataset.answer as string)
+    // Mid-answer: some tokens shown, not all.
+    await page.waitForFunction((id) => (document.querySelector(`[data-answer="${id}"]`)?.textContent?.length ?? 0) >= 30, id)
+    await page.reload()
+    // The reloaded page shows what it had, attaches after the last token it stored, and the
+    // answer goes on to its end.
+    const resumed = await page.waitForSelector(`#chat [data-answer="${id}"][data-done="stop"]`, { timeout: 30_000 })
+    t.equal(await resumed.textContent(), tokens.join(''), 'the whole answer, no token lost or repeated')
+    t.equal(logs.filter((line) => line.msg === 'answer started' && line.answer === id).length, 1, 'generated once')
+    const attached = logs.filter((line) => line.req?.url?.startsWith(`/ai/answers/${id}/resume?lastEventId=`) === true)
+    t.equal(attached.length, 1, 'the reloaded page attached once, after the last id it had')
+    t.equal(await page.evaluate(() => sessionStorage.length), 0, 'nothing kept once the answer is done')
+    await page.reload()
+    await page.waitForSelector('#connection[data-state="open"]')
+    t.equal(await page.$(`[data-answer="${id}"]`), null, 'a finished answer is not attached to again')
     t.same(pageErrors, [], 'no error on the page')
   })
 })

@@ -1,4 +1,4 @@
-/* global EventSource, SharedWorker, ResizeObserver, addEventListener, requestAnimationFrame, getComputedStyle, devicePixelRatio */
+/* global EventSource, SharedWorker, ResizeObserver, addEventListener, requestAnimationFrame, getComputedStyle, devicePixelRatio, sessionStorage, crypto */
 // The demo page: every panel reads one Server-Sent Events stream with the browser's own
 // EventSource. The routes declare `schema.sse`, so every event's data is JSON.
 //
@@ -146,30 +146,65 @@ function showDemo () {
   $('#count-restart').addEventListener('click', startCounter)
   startCounter()
 
-  // AI chat: GET /ai/chat?prompt=…, `token` events, then `done`.
-  $('#chat-form').addEventListener('submit', (submit) => {
-    submit.preventDefault()
-    const input = $('#chat-input')
-    const button = submit.target.querySelector('button')
-    const chat = $('#chat')
+  // AI chat: each answer is a resumable stream, generated once on the server whoever is
+  // connected. GET /ai/answers/<id>?prompt=… starts it; the page keeps the answer's id, its text
+  // so far and the id of the last token (one sessionStorage entry, written with each token).
+  // After a reload it attaches with GET /ai/answers/<id>/resume?lastEventId=<that id>
+  // (EventSource cannot send the Last-Event-ID header on a first connection) and the answer goes
+  // on after the last token shown: none lost, none repeated.
+  const ANSWER = 'fastify-conduit demo: answer in progress'
+  const chat = $('#chat')
+  const chatButton = $('#chat-form button')
+  let leaving = false
+  for (const type of ['beforeunload', 'pagehide']) addEventListener(type, () => { leaving = true })
+
+  const streamAnswer = (answer, url) => {
     chat.querySelector('.empty')?.remove()
-    chat.append(element('div', 'msg user', input.value))
-    const reply = element('div', 'msg assistant streaming')
+    chat.append(element('div', 'msg user', answer.prompt))
+    const reply = element('div', 'msg assistant streaming', answer.text)
+    reply.dataset.answer = answer.id
     chat.append(reply)
-    button.disabled = true
-    const source = open(`/ai/chat?prompt=${encodeURIComponent(input.value)}`, ['token', 'done'], (event, data) => {
+    chatButton.disabled = true
+    const save = () => sessionStorage.setItem(ANSWER, JSON.stringify(answer))
+    save()
+    const finish = (reason) => {
+      source.close()
+      sessionStorage.removeItem(ANSWER)
+      reply.classList.remove('streaming')
+      reply.dataset.done = reason
+      badge('chat')('closed')
+      chatButton.disabled = false
+    }
+    const source = open(url, ['token', 'done'], (event, data, lastEventId) => {
       if (event === 'token') {
-        reply.textContent += data.text
+        answer.text += data.text
+        answer.lastEventId = lastEventId
+        save()
+        reply.textContent = answer.text
       } else {
-        source.close()
-        reply.classList.remove('streaming')
-        reply.dataset.done = data.reason
-        badge('chat')('closed')
-        button.disabled = false
+        finish(data.reason)
       }
       chat.scrollTop = chat.scrollHeight
-    }, badge('chat'))
+    }, (state) => {
+      // CLOSED without `done`: the server answered 204, the answer expired (or never was). Not
+      // when the page is going away: Chromium fails the EventSource of a page being reloaded
+      // (before pagehide, hence beforeunload too), and then the answer goes on after the reload.
+      if (state === 'closed' && !leaving) finish('gone')
+      else badge('chat')(state)
+    })
+  }
+
+  $('#chat-form').addEventListener('submit', (submit) => {
+    submit.preventDefault()
+    const answer = { id: crypto.randomUUID(), prompt: $('#chat-input').value, text: '', lastEventId: '' }
+    streamAnswer(answer, `/ai/answers/${answer.id}?prompt=${encodeURIComponent(answer.prompt)}`)
   })
+
+  const unfinished = JSON.parse(sessionStorage.getItem(ANSWER) ?? 'null')
+  if (unfinished !== null) {
+    const after = unfinished.lastEventId === '' ? '' : `?lastEventId=${encodeURIComponent(unfinished.lastEventId)}`
+    streamAnswer(unfinished, `/ai/answers/${unfinished.id}/resume${after}`)
+  }
 
   // Progress: GET /download, `progress` events from 0 to 100.
   $('#progress-start').addEventListener('click', ({ target: button }) => {
