@@ -2,6 +2,13 @@
 // or, with `stream: true`, streams `chat.completion.chunk` objects ending with `data: [DONE]`,
 // exactly as OpenAI's API does, so OpenAI's own clients work against it:
 //   new OpenAI({ baseURL: 'http://127.0.0.1:3000/v1', apiKey: 'unused' })
+// Streams are resumable (OpenAI's own client cannot resume, but others can): each streamed
+// completion runs once, whoever is connected, recorded under bus-assigned event ids. The
+// response's `x-resume-url` header names GET /v1/chat/completions/<id>/stream, which attaches
+// to it after `Last-Event-ID` (an EventSource's reconnection), then live, to `data: [DONE]`.
+// A POST with an `Idempotency-Key` header that repeats an earlier one attaches to that
+// completion instead of starting another, so a client that re-sends its POST on reconnection
+// with `Last-Event-ID` (fastify-conduit/client does) resumes it too.
 // Run it with `npx tsx example/openai-compatible.ts`, then
 // curl -N http://127.0.0.1:3000/v1/chat/completions -H 'content-type: application/json' \
 //   -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"hello"}]}'
@@ -54,6 +61,10 @@ export const ChatCompletionChunk = Type.Object({
   usage: Type.Optional(Type.Union([Usage, Type.Null()]))
 })
 type Chunk = Static<typeof ChatCompletionChunk>
+// Scope idempotency keys to the caller (its API key, its user) in an application: a key is all
+// a reader needs.
+const Headers = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) })
+const StreamParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 255 }) })
 
 export interface OpenAiCompatibleOptions {
   /** Milliseconds between two streamed tokens. Default 40. */
@@ -69,7 +80,7 @@ export const openAiCompatible: FastifyPluginAsync<OpenAiCompatibleOptions> = asy
     // ChatCompletionRequest, the JSON answer is serialized through `schema.response`, and every
     // chunk is built by `chunkOf()`, typed Static<typeof ChatCompletionChunk>, so a chunk of the
     // wrong shape does not compile.
-    schema: { body: ChatCompletionRequest, response: { 200: ChatCompletion } }
+    schema: { body: ChatCompletionRequest, headers: Headers, response: { 200: ChatCompletion } }
   }, async (request, reply) => {
     const { model, messages, stream = false, stream_options: streamOptions } = request.body
     const limit = request.body.max_completion_tokens ?? request.body.max_tokens ?? Infinity
@@ -103,14 +114,23 @@ export const openAiCompatible: FastifyPluginAsync<OpenAiCompatibleOptions> = asy
       // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
       ...(includeUsage ? { usage: null } : {})
     })
+    // The stream's name: the client's idempotency key, else the completion's own id.
+    const streamId = request.headers['idempotency-key'] ?? id
+    reply.header('x-resume-url', `/v1/chat/completions/${encodeURIComponent(streamId)}/stream`)
     return reply.sse(async function * ({ signal }): AsyncGenerator<{ data: Chunk | '[DONE]' }> {
       yield { data: chunkOf({ role: 'assistant', content: '' }) }
       for await (const { text } of generate(kept, { delay, signal })) yield { data: chunkOf({ content: text }) }
       yield { data: chunkOf({}, finishReason) }
       if (includeUsage) yield { data: { ...chunkOf({}), choices: [], usage } }
       yield { data: '[DONE]' }
-    })
+    }, { resume: { key: `completion:${streamId}` } })
   })
+
+  // Attaches to a streamed completion: what came after Last-Event-ID, then live, to [DONE]. An
+  // unknown or expired one, or one read to its end, is a 204 (EventSource stops).
+  app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/chat/completions/:id/stream', {
+    schema: { params: StreamParams }
+  }, (request, reply) => reply.sse(app.sse.resumable(`completion:${request.params.id}`)))
 }
 
 function textOf (content: string | null | Array<{ type: string, text?: string }>): string {
