@@ -1,8 +1,10 @@
 // MCP (Model Context Protocol) tools with progress, streamed over SSE, two ways:
-// - POST /mcp speaks MCP's Streamable HTTP transport: JSON-RPC requests come in as POST
-//   bodies; when the client accepts text/event-stream, the answer is an SSE stream of `message`
-//   events: the tool's `notifications/progress` while it works, then the JSON-RPC response.
-//   Any MCP client can connect, e.g. the official SDK's StreamableHTTPClientTransport.
+// - /mcp speaks MCP's Streamable HTTP transport through the official SDK
+//   (`StreamableHTTPServerTransport`, sessions included): the tool's `notifications/progress`
+//   while it works, then the result, as SSE `message` events. Its `eventStore` is
+//   fastify-conduit's `mcpEventStore` on the app's bus, so a client whose stream is cut mid-call
+//   reconnects with Last-Event-ID and gets every notification and the result once. Any MCP
+//   client can connect, e.g. the official SDK's StreamableHTTPClientTransport.
 // - GET /mcp/tools/execute?text=… runs the same tool for a browser's EventSource, with the
 //   events `tool_progress`, `tool_result` and `tool_complete`.
 // Run it with `npx tsx example/mcp.ts`, then
@@ -10,8 +12,13 @@
 import Fastify, { type FastifyPluginAsync, type FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import fastifyConduit from 'fastify-conduit'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Server } from '@modelcontextprotocol/sdk/server/index.js'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { CallToolRequestSchema, ErrorCode, isInitializeRequest, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js'
+import fastifyConduit, { memoryBus, type Bus } from 'fastify-conduit'
+import { mcpEventStore } from 'fastify-conduit/mcp'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 // The tool: goes through a text one sentence at a time (standing in for slow work: an API
@@ -52,74 +59,35 @@ async function * textStats ({ text }: Static<typeof TextStatsInput>, { delay, si
   yield { type: 'result', stats: { sentences: sentences.length, words, characters: text.length, topWords } }
 }
 
-// JSON-RPC 2.0, as MCP uses it. An id is a string or an integer, and goes back exactly as it
-// came. What the client sends: requests and notifications.
-const Id = Type.Union([Type.String(), Type.Integer()])
-const ClientMessage = Type.Object({
-  jsonrpc: Type.Literal('2.0'),
-  id: Type.Optional(Id),
-  method: Type.String(),
-  params: Type.Optional(Type.Record(Type.String(), Type.Unknown()))
-})
-// What the server sends back: the response, and progress notifications before it.
-const ServerMessage = Type.Union([
-  Type.Object({ jsonrpc: Type.Literal('2.0'), id: Id, result: Type.Record(Type.String(), Type.Unknown()) }),
-  Type.Object({ jsonrpc: Type.Literal('2.0'), id: Id, error: Type.Object({ code: Type.Integer(), message: Type.String() }) }),
-  Type.Object({
-    jsonrpc: Type.Literal('2.0'),
-    method: Type.Literal('notifications/progress'),
-    params: Type.Object({ progressToken: Id, progress: Type.Number(), total: Type.Number(), message: Type.String() })
+/**
+ * An MCP server (the official SDK's) offering the tool: `tools/list`, and `tools/call`, which
+ * sends a `notifications/progress` per sentence when the client asked for progress.
+ */
+function textStatsServer (delay: number): Server {
+  const server = new Server({ name: 'fastify-conduit-mcp-example', version: '1.0.0' }, { capabilities: { tools: {} } })
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [textStatsTool] }))
+  server.setRequestHandler(CallToolRequestSchema, async ({ params }, { signal, sendNotification }) => {
+    if (params.name !== textStatsTool.name) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${params.name}`)
+    if (!checkInput.Check(params.arguments)) {
+      const reason = checkInput.Errors(params.arguments).First()
+      return { isError: true, content: [{ type: 'text', text: `Invalid arguments: ${reason?.path ?? ''} ${reason?.message ?? ''}` }] }
+    }
+    const progressToken = params._meta?.progressToken
+    let stats: Static<typeof TextStats> | undefined
+    for await (const step of textStats(params.arguments, { delay, signal })) {
+      if (step.type === 'result') stats = step.stats
+      else if (progressToken !== undefined) {
+        const { progress, total, message } = step
+        await sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total, message } })
+      }
+    }
+    const { words, sentences } = stats as Static<typeof TextStats>
+    return { content: [{ type: 'text', text: `${words} words in ${sentences} sentences` }], structuredContent: stats }
   })
-])
-type Params = Record<string, unknown> & { name?: unknown, arguments?: unknown, _meta?: { progressToken?: string | number } }
-
-// Versions whose Streamable HTTP transport this endpoint implements, newest first.
-const PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26']
-const checkInput = TypeCompiler.Compile(TextStatsInput)
-
-/** The messages that answer one request: progress notifications (if asked for), then the response. */
-async function * answer (id: string | number, method: string, params: Params, { delay, signal, progress }: { delay: number, signal?: AbortSignal, progress: boolean }): AsyncGenerator<Static<typeof ServerMessage>> {
-  switch (method) {
-    case 'initialize': {
-      // Answer with the client's version when we speak it, else with our newest.
-      const asked = String(params.protocolVersion)
-      const protocolVersion = PROTOCOL_VERSIONS.includes(asked) ? asked : PROTOCOL_VERSIONS[0]
-      yield { jsonrpc: '2.0', id, result: { protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'fastify-conduit-mcp-example', version: '1.0.0' } } }
-      return
-    }
-    case 'ping':
-      yield { jsonrpc: '2.0', id, result: {} }
-      return
-    case 'tools/list':
-      yield { jsonrpc: '2.0', id, result: { tools: [textStatsTool] } }
-      return
-    case 'tools/call': {
-      if (params.name !== textStatsTool.name) {
-        yield { jsonrpc: '2.0', id, error: { code: -32602, message: `Unknown tool: ${String(params.name)}` } }
-        return
-      }
-      if (!checkInput.Check(params.arguments)) {
-        const reason = checkInput.Errors(params.arguments).First()
-        const text = `Invalid arguments: ${reason?.path ?? ''} ${reason?.message ?? ''}`
-        yield { jsonrpc: '2.0', id, result: { isError: true, content: [{ type: 'text', text }] } }
-        return
-      }
-      const progressToken = progress ? params._meta?.progressToken : undefined
-      for await (const step of textStats(params.arguments, { delay, signal })) {
-        if (step.type === 'progress') {
-          const { progress, total, message } = step
-          if (progressToken !== undefined) yield { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken, progress, total, message } }
-        } else {
-          const text = `${step.stats.words} words in ${step.stats.sentences} sentences`
-          yield { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text }], structuredContent: step.stats } }
-        }
-      }
-      return
-    }
-    default:
-      yield { jsonrpc: '2.0', id, error: { code: -32601, message: `Method not found: ${method}` } }
-  }
+  return server
 }
+
+const checkInput = TypeCompiler.Compile(TextStatsInput)
 
 // The transport spec asks servers to check Origin: otherwise any web page the user opens could
 // drive a server on localhost (DNS rebinding).
@@ -129,35 +97,48 @@ function fromOtherOrigin (request: FastifyRequest): boolean {
 }
 
 export interface McpOptions {
+  /** The bus fastify-conduit was registered with: it keeps the MCP streams' events for resumption. */
+  bus: Bus
   /** Milliseconds of (simulated) work per sentence. Default 300. */
   delay?: number
 }
 
-export const mcp: FastifyPluginAsync<McpOptions> = async (app, { delay = 300 }) => {
-  // TypeBox checks these requests, not Ajv: Ajv's type coercion would turn the id 1 into "1".
-  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+export const mcp: FastifyPluginAsync<McpOptions> = async (app, { bus, delay = 300 }) => {
   const routes = app.withTypeProvider<TypeBoxTypeProvider>()
+  // Every MCP stream's messages go on the bus under event ids: a client whose stream was cut
+  // reconnects (GET with Last-Event-ID) and gets what it missed, then the rest, once.
+  const eventStore = mcpEventStore({ bus })
+  const sessions = new Map<string, StreamableHTTPServerTransport>()
 
-  routes.post('/mcp', {
-    schema: { body: ClientMessage, sse: { message: ServerMessage } }
-  }, async (request, reply) => {
-    if (fromOtherOrigin(request)) return reply.code(403).send()
-    const { id, method, params = {} } = request.body
-    // A notification (notifications/initialized, notifications/cancelled) has no id and no answer.
-    if (id === undefined) return reply.code(202).send()
-    if (request.headers.accept?.includes('text/event-stream') === true) {
-      return reply.sse(async function * ({ signal }) {
-        for await (const message of answer(id, method, params, { delay, signal, progress: true })) {
-          yield { event: 'message', data: message }
-        }
-      })
+  // Streamable HTTP: POST (requests), GET (the server's stream, and resumption), DELETE (end of
+  // the session), all on /mcp; the SDK's transport answers them on the raw response.
+  routes.route({
+    method: ['GET', 'POST', 'DELETE'],
+    url: '/mcp',
+    handler: async (request, reply) => {
+      if (fromOtherOrigin(request)) return reply.code(403).send()
+      const sessionId = request.headers['mcp-session-id']
+      let transport = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined
+      if (transport === undefined && request.method === 'POST' && isInitializeRequest(request.body)) {
+        const created = new StreamableHTTPServerTransport({
+          sessionIdGenerator: randomUUID,
+          eventStore,
+          onsessioninitialized: (id) => { sessions.set(id, created) }
+        })
+        created.onclose = () => { if (created.sessionId !== undefined) sessions.delete(created.sessionId) }
+        await textStatsServer(delay).connect(created)
+        transport = created
+      }
+      if (transport === undefined) {
+        return reply.code(400).send({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: no valid session; initialize first' } })
+      }
+      reply.hijack()
+      await transport.handleRequest(request.raw, reply.raw, request.body)
     }
-    // A client that takes JSON only gets the response alone: progress has nowhere to go.
-    const { value } = await answer(id, method, params, { delay, progress: false }).next()
-    return value
   })
-  // No server-initiated stream and no sessions: 405 is how the spec says so, and clients go on.
-  routes.route({ method: ['GET', 'DELETE'], url: '/mcp', handler: (request, reply) => reply.code(405).header('allow', 'POST').send() })
+  app.addHook('onClose', async () => {
+    await Promise.all([...sessions.values()].map((transport) => transport.close()))
+  })
 
   routes.get('/mcp/tools/execute', {
     schema: {
@@ -183,7 +164,8 @@ export const mcp: FastifyPluginAsync<McpOptions> = async (app, { delay = 300 }) 
 
 if (import.meta.filename === process.argv[1]) {
   const app = Fastify({ logger: true })
-  await app.register(fastifyConduit)
-  await app.register(mcp)
+  const bus = memoryBus() // or redisBus() from fastify-conduit/redis: any instance can replay
+  await app.register(fastifyConduit, { bus })
+  await app.register(mcp, { bus })
   await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })
 }

@@ -1,8 +1,9 @@
 // The demo: every example's routes on one server, and one page that shows them all live.
 // `npm start` serves it on http://127.0.0.1:3000 (PORT and HOST override). With REDIS_URL set,
-// channels (the notifications) go through Redis, so several demo processes share them.
+// the bus is Redis: channels (the notifications), resumable chat answers and the MCP endpoint's
+// streams are shared by several demo processes.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import fastifyConduit from 'fastify-conduit'
+import fastifyConduit, { memoryBus } from 'fastify-conduit'
 import { redisBus } from 'fastify-conduit/redis'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -17,7 +18,7 @@ import { simpleServer } from '../simple-server.ts'
 export interface DemoOptions {
   /** Fastify's logger option. Default false. */
   logger?: FastifyServerOptions['logger']
-  /** A Redis URL: channels are shared by every demo on that Redis. Default: in-memory. */
+  /** A Redis URL: the bus (channels, resumable answers, MCP streams) is shared by every demo on that Redis. Default: in-memory. */
   redisUrl?: string
 }
 
@@ -31,19 +32,21 @@ const FILES = [
 /** The demo app, with every route registered and not listening yet. */
 export async function buildDemo ({ logger = false, redisUrl }: DemoOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger })
+  // Channels, resumable answers and MCP streams all live on it.
+  const bus = redisUrl === undefined ? memoryBus() : redisBus({ url: redisUrl, prefix: 'conduit-demo:' })
   // retry: after a drop (a server restart), browsers try again after one second.
   // lastEventIdQuery: after a reload, the page passes the last id it stored as ?lastEventId=.
   await app.register(fastifyConduit, {
     retry: 1000,
     lastEventIdQuery: 'lastEventId',
-    ...(redisUrl === undefined ? {} : { bus: redisBus({ url: redisUrl, prefix: 'conduit-demo:' }) })
+    bus
   })
   await app.register(simpleServer)
   await app.register(aiChat)
   await app.register(progress)
   await app.register(notifications)
   await app.register(metrics)
-  await app.register(mcp)
+  await app.register(mcp, { bus })
   await app.register(openAiCompatible)
 
   // Three small files, read once: no build step, nothing from a CDN.

@@ -1,12 +1,17 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { Progress } from '@modelcontextprotocol/sdk/types.js'
+import type { IncomingMessage } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { memoryBus } from 'fastify-conduit'
 import t, { type Test } from 'tap'
+import { buildDemo } from '../../example/demo/server.ts'
 import { mcp } from '../../example/mcp.ts'
 import { FrameReader, startPackageApp } from '../support/index.js'
 
 async function start (t: Test): Promise<string> {
-  return (await startPackageApp(t, {}, (app) => { app.register(mcp, { delay: 5 }) })).url
+  const bus = memoryBus()
+  return (await startPackageApp(t, { bus }, (app) => { app.register(mcp, { bus, delay: 5 }) })).url
 }
 
 const text = 'Streams are great. Streams resume. Events carry ids!'
@@ -44,52 +49,65 @@ t.test('the official MCP client lists and calls the tool, and gets each progress
   await t.rejects(client.callTool({ name: 'nope', arguments: {} }), { code: -32602 })
 })
 
-t.test('the wire: SSE message events when accepted, JSON otherwise, ids kept as sent', async (t) => {
+t.test('the wire: SSE message events whose ids come from the event store; sessions; Origin checked', async (t) => {
   const url = await start(t)
-  const post = (body: unknown, accept: string): Promise<Response> => fetch(url + '/mcp', {
+  const post = (body: unknown, headers: Record<string, string> = {}): Promise<Response> => fetch(url + '/mcp', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept },
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
     body: JSON.stringify(body)
   })
-  const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'text_stats', arguments: { text: 'One. Two.' }, _meta: { progressToken: 'p' } } }
+  const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }
+  const response = await post(initialize)
+  t.match(response.headers.get('content-type'), /^text\/event-stream/)
+  const session = response.headers.get('mcp-session-id') as string
+  t.match(session, /^[\w-]+$/)
+  const frame = (await response.text()).trim()
+  // `<stream id>.<bus id>`: fastify-conduit's mcpEventStore numbered it.
+  t.match(frame, /^event: message\nid: [\w-]+\.\S+\ndata: \{"result":\{"protocolVersion":"2025-06-18"/)
 
-  const streamed = await post(call, 'application/json, text/event-stream')
-  t.match(streamed.headers.get('content-type'), /^text\/event-stream/)
-  const frames = (await streamed.text()).split('\n\n').filter((frame) => frame !== '')
-  t.same(frames.map((frame) => JSON.parse(frame.replace(/^data: /, ''))), [
-    { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p', progress: 1, total: 2, message: 'Sentence 1 of 2' } },
-    { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p', progress: 2, total: 2, message: 'Sentence 2 of 2' } },
-    {
-      jsonrpc: '2.0',
-      id: 7,
-      result: {
-        content: [{ type: 'text', text: '2 words in 2 sentences' }],
-        structuredContent: { sentences: 2, words: 2, characters: 9, topWords: [{ word: 'one', count: 1 }, { word: 'two', count: 1 }] }
-      }
-    }
-  ])
-
-  const json = await post({ jsonrpc: '2.0', id: '7', method: 'ping' }, 'application/json')
-  t.match(json.headers.get('content-type'), /^application\/json/)
-  t.same(await json.json(), { jsonrpc: '2.0', id: '7', result: {} }, 'a string id stays a string')
-
-  const unknown = await post({ jsonrpc: '2.0', id: 8, method: 'resources/list' }, 'application/json')
-  t.same(await unknown.json(), { jsonrpc: '2.0', id: 8, error: { code: -32601, message: 'Method not found: resources/list' } })
-
-  const notification = await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, 'application/json, text/event-stream')
-  t.equal(notification.status, 202)
-  t.equal(await notification.text(), '')
-
-  const get = await FrameReader.open(url + '/mcp')
-  t.equal(get.response.statusCode, 405, 'no server-initiated stream')
-  get.close()
-
-  const foreign = await fetch(url + '/mcp', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', origin: 'http://evil.example' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' })
-  })
+  const noSession = await post({ jsonrpc: '2.0', id: 2, method: 'tools/list' })
+  t.equal(noSession.status, 400, 'a request outside a session is refused')
+  const foreign = await post({ jsonrpc: '2.0', id: 3, method: 'tools/list' }, { origin: 'http://evil.example', 'mcp-session-id': session })
   t.equal(foreign.status, 403, 'another origin is refused')
+  const ended = await fetch(url + '/mcp', { method: 'DELETE', headers: { 'mcp-session-id': session } })
+  t.equal(ended.status, 200, 'the client ends its session')
+})
+
+t.test("the demo's /mcp: the SDK client, cut in the middle of a tool call's progress, resumes and gets every notification and the result once", async (t) => {
+  const app = await buildDemo()
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const sockets = new Set<Socket>()
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  const resumptions: string[] = []
+  app.server.on('request', (request: IncomingMessage) => {
+    const lastEventId = request.headers['last-event-id']
+    if (request.method === 'GET' && typeof lastEventId === 'string') resumptions.push(lastEventId)
+  })
+  const client = new Client({ name: 'test', version: '1.0.0' })
+  // The client waits a second before reconnecting: the tool (300 ms a sentence in the demo)
+  // reports meanwhile, and those reports can only reach it replayed from the event store.
+  const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/mcp`), {
+    reconnectionOptions: { initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1, maxRetries: 5 }
+  })
+  await client.connect(transport)
+  t.teardown(() => client.close())
+  const sentences = Array.from({ length: 8 }, (_, index) => `Sentence number ${index + 1} is here.`)
+  const progress: Progress[] = []
+  const result = await client.callTool({ name: 'text_stats', arguments: { text: sentences.join(' ') } }, undefined, {
+    onprogress: (update) => {
+      progress.push(update)
+      // The network goes: every connection of the client is cut.
+      if (update.progress === 2) for (const socket of sockets) socket.destroy()
+    },
+    resetTimeoutOnProgress: true
+  })
+  t.same(progress, sentences.map((_, index) => ({ progress: index + 1, total: 8, message: `Sentence ${index + 1} of 8` })))
+  t.same(result.content, [{ type: 'text', text: '40 words in 8 sentences' }])
+  t.ok(resumptions.length >= 1, 'the client resumed, with Last-Event-ID')
 })
 
 t.test('the browser widget: tool_progress, tool_result, tool_complete', async (t) => {

@@ -14,7 +14,7 @@ import { startPackageApp } from '../support/index.js'
 
 const prompt = 'How does reconnecting work?'
 const expected = answer(prompt).join('')
-const request = { model: 'demo', stream: true, messages: [{ role: 'user', content: prompt }] }
+const request = { model: 'demo', stream: true as const, messages: [{ role: 'user' as const, content: prompt }] }
 
 /** The endpoint, with retry 50 ms (EventSource's reconnection delay), and `drop()`, which cuts every connection. */
 async function start (t: Test): Promise<{ url: string, drop: () => void }> {
@@ -42,7 +42,7 @@ function checkChunks (t: Test, data: string[], ids: string[]): void {
 t.test('the openai client streams as usual; the response names where to resume', async (t) => {
   const { url } = await start(t)
   const client = new OpenAI({ baseURL: url + '/v1', apiKey: 'unused', maxRetries: 0 })
-  const { data: stream, response } = await client.chat.completions.create({ ...request, messages: [{ role: 'user', content: prompt }] }).withResponse()
+  const { data: stream, response } = await client.chat.completions.create(request).withResponse()
   let text = ''
   for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ''
   t.equal(text, expected)
