@@ -44,3 +44,18 @@ t.test('a missing prompt is a 400, not a stream', async (t) => {
   t.equal(stream.statusCode, 400)
   t.match(JSON.parse(stream.text as string), { code: 'FST_ERR_VALIDATION' })
 })
+
+t.test('resumable answers: started once by id, attached to after an id from the URL, 204 when read or unknown', async (t) => {
+  const app = (await startPackageApp(t, { lastEventIdQuery: 'lastEventId' }, (app) => { app.register(aiChat, { delay: 1 }) })).app
+  const first = await (await streamEvents(app, '/ai/answers/answer-1?prompt=hello', { events, transport: 'http' })).collect()
+  t.same(first.map((event) => event.event === 'token' ? event.data.text : event.data.reason), [...tokens, 'stop'])
+  t.ok(first.every((event) => event.id !== ''), 'the bus numbered every event')
+  // The same id again: the same record (not a second answer, whatever the prompt).
+  const again = await (await streamEvents(app, '/ai/answers/answer-1?prompt=something%20else', { events, transport: 'http' })).collect()
+  t.same(again, first)
+  const rest = await (await streamEvents(app, `/ai/answers/answer-1/resume?lastEventId=${encodeURIComponent(first[2].id)}`, { events, transport: 'http' })).collect()
+  t.same(rest, first.slice(3), 'after the id in the URL: the rest')
+  t.equal((await app.inject(`/ai/answers/answer-1/resume?lastEventId=${encodeURIComponent(first.at(-1)!.id)}`)).statusCode, 204, 'read to the end')
+  t.equal((await app.inject('/ai/answers/answer-2/resume')).statusCode, 204, 'never started')
+  t.equal((await app.inject('/ai/answers/x/resume')).statusCode, 400, 'not an answer id')
+})
