@@ -59,6 +59,8 @@ async function * textStats ({ text }: Static<typeof TextStatsInput>, { delay, si
   yield { type: 'result', stats: { sentences: sentences.length, words, characters: text.length, topWords } }
 }
 
+const checkInput = TypeCompiler.Compile(TextStatsInput)
+
 /**
  * An MCP server (the official SDK's) offering the tool: `tools/list`, and `tools/call`, which
  * sends a `notifications/progress` per sentence when the client asked for progress.
@@ -87,8 +89,6 @@ function textStatsServer (delay: number): Server {
   return server
 }
 
-const checkInput = TypeCompiler.Compile(TextStatsInput)
-
 // The transport spec asks servers to check Origin: otherwise any web page the user opens could
 // drive a server on localhost (DNS rebinding).
 function fromOtherOrigin (request: FastifyRequest): boolean {
@@ -108,6 +108,8 @@ export const mcp: FastifyPluginAsync<McpOptions> = async (app, { bus, delay = 30
   // Every MCP stream's messages go on the bus under event ids: a client whose stream was cut
   // reconnects (GET with Last-Event-ID) and gets what it missed, then the rest, once.
   const eventStore = mcpEventStore({ bus })
+  // Sessions live in this process until the client ends them (DELETE) or the server closes; a
+  // production server would also expire idle ones.
   const sessions = new Map<string, StreamableHTTPServerTransport>()
 
   // Streamable HTTP: POST (requests), GET (the server's stream, and resumption), DELETE (end of
