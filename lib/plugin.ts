@@ -329,12 +329,18 @@ function resolveCompress (option: boolean | CompressOptions | undefined, inherit
 /**
  * Picks the coding for the request's `Accept-Encoding` and sets `Content-Encoding` (when one
  * was picked) and `Vary: accept-encoding` (always: the answer depends on the header). With
- * `Content-Encoding` set, @fastify/compress passes the body through: nothing is compressed twice.
+ * `Content-Encoding` set, @fastify/compress passes the body through: nothing is compressed
+ * twice. When none was picked, the stream goes out as it is: @fastify/compress (whose
+ * `customTypes` may match event streams, and whose codings may differ) is told so by its own
+ * `x-no-compression` request header, rather than encoding it with an encoder that cannot be
+ * flushed per event (which would refuse the stream).
  */
 function negotiateCompression (reply: FastifyReply, settings: CompressSettings): CompressSettings['encodings'][number] | undefined {
   reply.header('vary', varyOnAcceptEncoding(reply.getHeader('vary') as string | undefined))
-  const encoding = negotiateEncoding(reply.request.headers['accept-encoding'], settings.encodings)
+  const request = reply.request
+  const encoding = negotiateEncoding(request.headers['accept-encoding'], settings.encodings)
   if (encoding !== undefined) reply.header('content-encoding', encoding)
+  else request.headers['x-no-compression'] ??= 'fastify-conduit'
   return encoding
 }
 

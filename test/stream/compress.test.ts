@@ -254,6 +254,17 @@ t.test('with @fastify/compress matching text/event-stream: compressed once, by f
   t.same(await reader.all(), [])
 })
 
+t.test('with @fastify/compress matching text/event-stream and a client that accepts none of our codings: plain, not refused', async (t) => {
+  const { url } = await startApp(t, { compress: { encodings: ['gzip'] } }, (app) => {
+    app.get('/s', (request, reply) => reply.sse([{ data: 'plain' }]))
+  }, { before: (app) => app.register(fastifyCompress, { customTypes: /^text\//, threshold: 0 }) })
+  for (const accept of ['br', 'identity', 'gzip;q=0, deflate']) {
+    const { reader, headers } = await openDecoded(url + '/s', { 'accept-encoding': accept })
+    t.notOk('content-encoding' in headers, accept)
+    t.same(await reader.all(), ['data: plain\n\n'], accept)
+  }
+})
+
 t.test('HTTP/2: compressed and flushed per event', async (t) => {
   const count = 5
   const { acks, source } = acknowledged(count)
