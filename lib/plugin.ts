@@ -340,7 +340,7 @@ function negotiateCompression (reply: FastifyReply, settings: CompressSettings):
   const request = reply.request
   const encoding = negotiateEncoding(request.headers['accept-encoding'], settings.encodings)
   if (encoding !== undefined) reply.header('content-encoding', encoding)
-  else request.headers['x-no-compression'] ??= 'fastify-conduit'
+  else request.headers['x-no-compression'] = 'fastify-conduit'
   return encoding
 }
 
