@@ -105,6 +105,11 @@ for (const scenario of SCENARIOS) {
   results.push(await runScenario(scenario, contenders))
 }
 
+// The compress option's bytes, latency and memory: a script of its own (bench/compress.mjs).
+if (!selected || selected.includes('compress')) {
+  execFileSync(process.execPath, [join(BENCH, 'compress.mjs'), ...(quick ? ['--quick'] : [])], { stdio: 'inherit' })
+}
+
 const finished = new Date()
 const outcome = { date: finished.toISOString(), mode: quick ? 'quick' : 'full', runs: RUNS, elapsedMs: Date.now() - started, ...meta, scenarios: results }
 mkdirSync(RESULTS, { recursive: true })

@@ -151,12 +151,13 @@ export const MissingDependencyError = createError<[string, string, { cause: unkn
  * An onSend hook encoded the event stream (Content-Encoding) through a stream that cannot be
  * flushed per batch (as @fastify/compress's is), so events would reach the client only when
  * the encoder's buffer fills. The request is answered with this error (500) before any event
- * goes out, and it is logged: exclude
- * `text/event-stream` from compression (or set `compress: false` on the route).
+ * goes out, and it is logged: let fastify-conduit compress event streams itself (its
+ * `compress` option, flushed per batch; @fastify/compress then leaves them alone), or exclude
+ * `text/event-stream` from that hook's compression.
  */
 export const UnflushableEncodingError = createError<[string]>(
   'FST_ERR_CONDUIT_UNFLUSHABLE_ENCODING',
-  'fastify-conduit: the event stream is %s-encoded by an onSend hook whose stream cannot be flushed per event, so events would not arrive live; the stream is refused. Exclude text/event-stream from compression (for @fastify/compress: customTypes that do not match it, or `compress: false` on the route)',
+  'fastify-conduit: the event stream is %s-encoded by an onSend hook whose stream cannot be flushed per event, so events would not arrive live; the stream is refused. Use the `compress` option of fastify-conduit (flushed per event; @fastify/compress leaves such streams alone), or exclude text/event-stream from compression (for @fastify/compress: customTypes that do not match it)',
   500
 )
 

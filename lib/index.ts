@@ -3,6 +3,7 @@ import fastifyConduit from './plugin.js'
 export default fastifyConduit
 export { fastifyConduit }
 export type {
+  CompressOptions,
   FastifyConduitOptions,
   InvalidEventPolicy,
   ResumableMessage,

@@ -1,6 +1,7 @@
 import { Kind, Type, TypeRegistry } from '@sinclair/typebox'
 import type { SchemaOptions, Static, TInteger, TLiteral, TObject, TProperties, TSchema, TUnion, TUnsafe } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import type { ValueError } from '@sinclair/typebox/value'
 import { InvalidOptionError } from './errors.js'
 import { compileCheck } from './schema/check.js'
 
@@ -73,9 +74,21 @@ export function compileOptions<T extends TObject> (name: string, schema: T): (op
     // A nested option (`resume.ttl`) is named by its dotted path and told its own message.
     const [key, inner] = path.slice(1).split('/')
     const option = schema.properties[key]
+    // An option that is a value or an object (`compress: true | { level }`) fails as a whole;
+    // an object given is explained by the object's own schema, so that a wrong
+    // `compress.level` is named as such.
+    const value = (options as Record<string, unknown>)[key]
+    const member = inner === undefined ? objectMember(option, value) : undefined
+    const within = member === undefined ? inner : (Value.Errors(member, value).First() as ValueError).path.split('/')[1]
     // (A record's entries, `headers/x-name`, are named by the record.)
-    const nested = inner === undefined ? undefined : (option as Partial<TObject>).properties?.[inner]
+    const nested = within === undefined ? undefined : ((member ?? option) as Partial<TObject>).properties?.[within]
     if (nested === undefined) throw new InvalidOptionError(key, String(option.errorMessage))
-    throw new InvalidOptionError(`${key}.${inner}`, String(nested.errorMessage))
+    throw new InvalidOptionError(`${key}.${within}`, String(nested.errorMessage))
   }
+}
+
+/** The object schema among a union's members, when `value` is an object; else undefined. */
+function objectMember (option: TSchema, value: unknown): TObject | undefined {
+  if (typeof value !== 'object' || value === null || !Array.isArray(option.anyOf)) return undefined
+  return (option.anyOf as TSchema[]).find((member): member is TObject => member.type === 'object')
 }

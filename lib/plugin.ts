@@ -15,13 +15,15 @@ import { compileRouteEvents } from './schema/compile.js'
 import type { EventFormatter, EventSchemas } from './schema/compile.js'
 import { sharedReferences } from './schema/shared.js'
 import { ServerEventStream } from './stream/server-event-stream.js'
+import { COMPRESS_DEFAULTS, compressStream, negotiateEncoding, varyOnAcceptEncoding } from './stream/compress.js'
+import type { CompressSettings } from './stream/compress.js'
 import { Heartbeats } from './stream/heartbeat.js'
 import { isAttachable, kAttach } from './stream/sink.js'
 import { isResponseClosed, whenResponseClosed } from './stream/response.js'
 import { closeIterator, iterate, openSource } from './stream/source.js'
 import type { OpenSource } from './stream/source.js'
 import { FastifyConduitOptionsSchema, ResumeOptionsSchema, SSEReplyOptionsSchema } from './types.js'
-import type { FastifyConduitOptions, InvalidEventPolicy, ResumeOptions, SSEDecorator, SSEReplyOptions, SSEStats } from './types.js'
+import type { CompressOptions, FastifyConduitOptions, InvalidEventPolicy, ResumeOptions, SSEDecorator, SSEReplyOptions, SSEStats } from './types.js'
 import { RECORD_PREFIX, ResumableRecord, ResumableRecords } from './resume/records.js'
 import type { StreamEndReason } from './diagnostics.js'
 import { formatEvent } from './format/format.js'
@@ -31,6 +33,8 @@ interface ResolvedOptions {
   heartbeat: number | false
   retry: number | undefined
   onInvalid: InvalidEventPolicy
+  /** Undefined: not compressed. */
+  compress: CompressSettings | undefined
 }
 
 // A Last-Event-ID longer than this is ignored rather than handed to the application: ids are
@@ -47,7 +51,8 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
   const defaults = resolveStreamOptions(options, {
     heartbeat: DEFAULTS.heartbeat.default,
     retry: undefined,
-    onInvalid: DEFAULTS.onInvalid.default
+    onInvalid: DEFAULTS.onInvalid.default,
+    compress: undefined
   })
   const maxConnections: number = options.maxConnections ?? DEFAULTS.maxConnections.default
   const closeGracePeriod: number = options.closeGracePeriod ?? DEFAULTS.closeGracePeriod.default
@@ -193,6 +198,8 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       const discarded = discardSource(source, request.log)
       if (isResponseClosed(raw)) return discarded
       setStreamHeaders(reply)
+      // The head a GET would get, Content-Encoding included.
+      if (settings.compress !== undefined) negotiateCompression(reply, settings.compress)
       reply.send(Readable.from([]))
       const closed = whenResponseClosed(raw)
       return discarded.then(() => closed)
@@ -245,7 +252,8 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     open.set(stream, (request.raw as unknown as Partial<Http2ServerRequest>).stream?.session)
     stats.totalStreams++
     setStreamHeaders(reply)
-    reply.send(stream)
+    const encoding = settings.compress === undefined ? undefined : negotiateCompression(reply, settings.compress)
+    reply.send(encoding === undefined ? stream : compressStream(stream, encoding, settings.compress as CompressSettings))
     // Settles once the source was closed and the response is over: before that Fastify still
     // has a reply in flight, and a handler that returned or awaited this must not finish early.
     return stream.settled(running)
@@ -302,7 +310,38 @@ async function boundedBy (promise: Promise<unknown>, ms: number): Promise<void> 
 /** Checked options over `defaults`: an option given as `undefined` is not given. */
 function resolveStreamOptions (options: SSEReplyOptions, defaults: ResolvedOptions): ResolvedOptions {
   const { heartbeat = defaults.heartbeat, retry = defaults.retry, onInvalid = defaults.onInvalid } = options
-  return { heartbeat, retry, onInvalid }
+  return { heartbeat, retry, onInvalid, compress: resolveCompress(options.compress, defaults.compress) }
+}
+
+/**
+ * The `compress` option over the inherited settings (the plugin's, for `reply.sse`'s): `true`
+ * takes them (or the defaults), an object is laid over them, `false` turns compression off.
+ */
+function resolveCompress (option: boolean | CompressOptions | undefined, inherited: CompressSettings | undefined): CompressSettings | undefined {
+  if (option === undefined) return inherited
+  if (option === false) return undefined
+  const base = inherited ?? COMPRESS_DEFAULTS
+  if (option === true) return base
+  const { encodings = base.encodings, level = base.level, quality = base.quality } = option
+  return { encodings, level, quality }
+}
+
+/**
+ * Picks the coding for the request's `Accept-Encoding` and sets `Content-Encoding` (when one
+ * was picked) and `Vary: accept-encoding` (always: the answer depends on the header). With
+ * `Content-Encoding` set, @fastify/compress passes the body through: nothing is compressed
+ * twice. When none was picked, the stream goes out as it is: @fastify/compress (whose
+ * `customTypes` may match event streams, and whose codings may differ) is told so by its own
+ * `x-no-compression` request header, rather than encoding it with an encoder that cannot be
+ * flushed per event (which would refuse the stream).
+ */
+function negotiateCompression (reply: FastifyReply, settings: CompressSettings): CompressSettings['encodings'][number] | undefined {
+  reply.header('vary', varyOnAcceptEncoding(reply.getHeader('vary') as string | undefined))
+  const request = reply.request
+  const encoding = negotiateEncoding(request.headers['accept-encoding'], settings.encodings)
+  if (encoding !== undefined) reply.header('content-encoding', encoding)
+  else request.headers['x-no-compression'] = 'fastify-conduit'
+  return encoding
 }
 
 /** A resumable stream's key: a string of 1 to 512 characters, else InvalidResumeKeyError. */

@@ -17,6 +17,28 @@ export const InvalidEventPolicySchema = Type.Union([Type.Literal('close'), Type.
 /** What to do with an event that fails its schema (or the wire rules). */
 export type InvalidEventPolicy = Static<typeof InvalidEventPolicySchema>
 
+export const CompressOptionsSchema = Type.Object({
+  /**
+   * The content codings offered, most preferred first; the client's `Accept-Encoding` picks
+   * among them (its highest weight wins, a tie goes to this order).
+   * @default ['gzip', 'br', 'deflate']
+   */
+  encodings: Type.Optional(Type.Array(Type.Union([Type.Literal('br'), Type.Literal('gzip'), Type.Literal('deflate')]),
+    { minItems: 1, uniqueItems: true, errorMessage: "must be a non-empty array of distinct 'br', 'gzip' and 'deflate'" })),
+  /**
+   * zlib compression level of `gzip` and `deflate`, 1 (fastest) to 9 (smallest).
+   * @default 6
+   */
+  level: Type.Optional(Type.Integer({ minimum: 1, maximum: 9, default: 6, errorMessage: 'must be an integer from 1 to 9' })),
+  /**
+   * Brotli quality of `br`, 0 (fastest) to 11 (smallest).
+   * @default 5
+   */
+  quality: Type.Optional(Type.Integer({ minimum: 0, maximum: 11, default: 5, errorMessage: 'must be an integer from 0 to 11' }))
+}, { additionalProperties: false })
+/** The `compress` option as an object: see {@link CompressOptionsSchema}. */
+export type CompressOptions = Static<typeof CompressOptionsSchema>
+
 export const SSEStreamOptionsSchema = Type.Object({
   /**
    * Milliseconds of idleness after which a comment frame keeps the connection alive;
@@ -37,7 +59,21 @@ export const SSEStreamOptionsSchema = Type.Object({
    * Either way the event is never written and the request log gets the reason.
    * @default the plugin's `onInvalid` ('close')
    */
-  onInvalid: Type.Optional(InvalidEventPolicySchema)
+  onInvalid: Type.Optional(InvalidEventPolicySchema),
+  /**
+   * Compresses the stream with the coding the client's `Accept-Encoding` prefers (gzip,
+   * Brotli or deflate, from `node:zlib`), flushed after every batch of events and every
+   * heartbeat so that each event arrives at once; `Vary: Accept-Encoding` is added. A client
+   * that accepts none of them gets the stream uncompressed. `true` compresses with the
+   * plugin's settings (or the defaults); an object sets `encodings`, `level` and `quality`,
+   * over the plugin's. @fastify/compress leaves a stream compressed so alone. See
+   * "Compression" in the README.
+   * @default the plugin's `compress` (false)
+   */
+  compress: Type.Optional(Type.Union([Type.Boolean(), CompressOptionsSchema], {
+    default: false,
+    errorMessage: 'must be true, false or an object with encodings, level and/or quality'
+  }))
 })
 
 export const ResumeOptionsSchema = Type.Object({

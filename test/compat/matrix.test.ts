@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastif
 import t from 'tap'
 import type { Test } from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import type { Channel, SSEMessage, SSESource } from '../../lib/index.js'
+import type { Channel, FastifyConduitOptions, SSEMessage, SSESource } from '../../lib/index.js'
 import { closeApp, connectClient, deferred, eventually, EventReader, LogCapture } from '../support/index.js'
 import type { Client, Headers, Method, Protocol, ReceivedEvent, Response } from '../support/index.js'
 
@@ -218,6 +218,8 @@ interface Setup {
   refusesStream?: string
   /** Checks on the stream's response head, beyond status and content-type. */
   head? (t: Test, headers: Headers): void
+  /** fastify-conduit's options beyond `heartbeat: false`. */
+  conduit?: FastifyConduitOptions
 }
 
 // An async hook that really waits, as an auth check or a database lookup does.
@@ -284,6 +286,16 @@ const setups: Setup[] = [
     refusesStream: 'FST_ERR_CONDUIT_UNFLUSHABLE_ENCODING'
   },
   {
+    name: 'compress option + compress text/*',
+    install: (app) => app.register(fastifyCompress, { customTypes: /^text\// }),
+    conduit: { compress: true },
+    headers: { 'accept-encoding': 'br, gzip' },
+    head: (t, headers) => {
+      t.equal(headers['content-encoding'], 'gzip', 'compressed once, by fastify-conduit')
+      t.equal(headers.vary, 'accept-encoding')
+    }
+  },
+  {
     name: 'onSend node:zlib gzip',
     install: (app) => app.addHook('onSend', async (request, reply, payload) => {
       if (!(payload instanceof Readable)) return payload
@@ -318,7 +330,7 @@ async function buildApp (setup: Setup, setupIndex: number, protocol: Protocol): 
   // One type for both: the routes below use nothing that differs between HTTP/1.1 and HTTP/2.
   const app = (protocol === 'http2' ? Fastify({ http2: true, logger }) : Fastify({ logger })) as unknown as FastifyInstance
   await setup.install(app)
-  await app.register(fastifyConduit, { heartbeat: false })
+  await app.register(fastifyConduit, { heartbeat: false, ...setup.conduit })
   const channel = app.sse.channel('compat')
   const channelIds: string[] = []
   for (const message of [{ data: 'before' }, ...EVENTS.map(({ id, ...message }) => message)]) {

@@ -14,6 +14,8 @@ const bad: Array<[string, unknown]> = [
   ['heartbeat', 1.5],
   ['heartbeat', '15000'],
   ['heartbeat', true],
+  ['heartbeat', {}],
+  ['retry', { ms: 1 }],
   ['retry', -1],
   ['retry', 2.5],
   ['retry', '3000'],
