@@ -167,7 +167,18 @@ function testRoutes (paces: Map<string, Pace>, releases: Map<string, () => void>
   }
 }
 
+/** The directives of an nginx configuration, comments and layout left out. */
+function directives (config: string): string[] {
+  return config.split('\n').map((line) => line.replace(/#.*/, '').trim()).filter((line) => line !== '')
+}
+
 async function proxyTests (): Promise<void> {
+  await t.test('the README shows the configuration file, directive for directive', async (t) => {
+    const readme = await readFile(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8')
+    const shown = /```nginx\n([\s\S]*?)```/.exec(readme)?.[1] ?? ''
+    t.same(directives(shown), directives(await readFile(CONFIG, 'utf8')))
+  })
+
   const paces = new Map<string, Pace>()
   const releases = new Map<string, () => void>()
   const lastEventIds: Array<string | undefined> = []
