@@ -4,6 +4,7 @@ import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
 import { Channel } from './channel/channel.js'
 import { memoryBus } from './channel/memory-bus.js'
+import { MergedChannels } from './channel/merged.js'
 import { noop } from './channel/noop.js'
 import { ChannelRegistry } from './channel/registry.js'
 import type { ChannelOptions } from './channel/types.js'
@@ -127,6 +128,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       if (typeof name === 'string' && name.startsWith(RECORD_PREFIX)) throw new InvalidChannelError(`names starting with "${RECORD_PREFIX}" are reserved for resumable streams`)
       return channels.channel(name, channelOptions)
     },
+    merge: (sources: readonly unknown[]) => new MergedChannels(sources),
     resumable: (key: string) => new ResumableRecord(checkResumeKey(key), records),
     cancel: async (key: string) => records.cancel(checkResumeKey(key))
   } as SSEDecorator)

@@ -100,6 +100,14 @@ export interface Bus {
    * memoryBus does, needs none.
    */
   flush? (): Promise<void>
+  /**
+   * Optional. The id of the newest entry of `channel` now, or undefined when it has none: a
+   * replay after it is `complete` and holds exactly what is published later. A stream of
+   * several channels (`app.sse.merge()`) starts each channel there, so that a client that
+   * drops before a channel's first event resumes it exactly; without it, such a client
+   * resumes that channel from its oldest retained entry.
+   */
+  last? (channel: string): Promise<string | undefined>
   /** Orders two ids of one channel: negative, zero or positive like a sort comparator. */
   compare (a: string, b: string): number
   /**

@@ -28,6 +28,12 @@ import { RECORD_START } from './subscriber.js'
 // A selection's ways into its channel: internal, not methods users see.
 const kAttachWhere = Symbol('fastify-conduit.attachWhere')
 const kSubscribeWhere = Symbol('fastify-conduit.subscribeWhere')
+/** `channel[kAttachAt](sink, filter, lastEventId, fromStart)`: a stream's subscriber at a position of its own (merged.ts). */
+export const kAttachAt = Symbol('fastify-conduit.attachAt')
+/** `channel[kHead]()`: the newest id on the bus now (undefined: none), or null when the bus cannot say. */
+export const kHead = Symbol('fastify-conduit.head')
+/** `selection[kParts]()`: its channel and filter (merged.ts). */
+export const kParts = Symbol('fastify-conduit.parts')
 
 /** `channel[kFlush]()`: hands this turn's live batch to the subscribers now (the server is closing). */
 export const kFlush = Symbol('fastify-conduit.channel.flush')
@@ -210,18 +216,31 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
 
   /** A stream's subscriber, selected by `filter` when given; see {@link ChannelSelection}. */
   [kAttachWhere] (sink: StreamSink, filter: Predicate | undefined): Promise<void> {
+    return this[kAttachAt](sink, filter, sink.lastEventId, this.#record && sink.lastEventId === undefined)
+  }
+
+  /**
+   * A stream's subscriber replaying after `lastEventId` (live without one), or, `fromStart`,
+   * from the oldest entry retained, without reporting a gap.
+   */
+  [kAttachAt] (sink: StreamSink, filter: Predicate | undefined, position: string | undefined, fromStart: boolean): Promise<void> {
     if (this.#closed || sink.ended) {
       sink.stop()
       return Promise.resolve()
     }
     const subscriber = new Subscriber(this.#host, filter)
     const streaming = subscriber.stream(sink)
-    const fromStart = this.#record && sink.lastEventId === undefined
-    const lastEventId = fromStart ? RECORD_START : sink.lastEventId
+    const lastEventId = fromStart ? RECORD_START : position
     subscriber.lastEventId = lastEventId
     subscriber.fromStart = fromStart
     this.#seam.join(subscriber, lastEventId).catch((err: Error) => subscriber.failed(err))
     return streaming
+  }
+
+  /** See {@link kHead}. */
+  async [kHead] (): Promise<string | undefined | null> {
+    const bus = this.#bus
+    return bus.last === undefined ? null : await bus.last(this.name)
   }
 
   /** An iterator's subscriber, selected by `filter` when given; see {@link subscribe}. */
@@ -372,6 +391,11 @@ export class ChannelSelection<Events extends EventSchemas | undefined = undefine
    */
   subscribe (options: SubscribeOptions = {}): ChannelSubscription<ChannelMessage<Events>> {
     return this.#channel[kSubscribeWhere](options, this.#filter)
+  }
+
+  /** Its channel and filter, for `app.sse.merge()`. */
+  [kParts] (): { channel: Channel<Events>, filter: Predicate } {
+    return { channel: this.#channel, filter: this.#filter }
   }
 
   /** `reply.sse(selection)`: as `reply.sse(channel)`, filtered. */

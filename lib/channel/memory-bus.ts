@@ -174,6 +174,12 @@ class MemoryBus implements Bus {
     return { entries: stream.since(0, limit), complete: false }
   }
 
+  async last (channel: string): Promise<string | undefined> {
+    // Every stream has a position, an empty one too: the last sequence number issued before
+    // it, which replay reads as complete (see MemoryStream).
+    return this.#epoch + '-' + this.#stream(channel).last
+  }
+
   compare (a: string, b: string): number {
     return compareStreamIds(a, b)
   }

@@ -192,6 +192,12 @@ class RedisStreamsBus implements RedisBus {
     })
   }
 
+  last (channel: string): Promise<string | undefined> {
+    // Trimming never removes the newest entry: it is the last id issued (or none yet).
+    return this.#run(`cannot read the last id of "${channel}"`, async (command) =>
+      (await command.xrevrange(this.#prefix + channel, '+', '-', 'COUNT', 1))[0]?.[0])
+  }
+
   compare (a: string, b: string): number {
     return compareStreamIds(a, b)
   }
