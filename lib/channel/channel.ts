@@ -86,6 +86,8 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   readonly #fanOut: FanOut
   readonly #host: SubscriberHost
   #listening: BusListening | undefined
+  /** Stops this channel's count of subscribers being tracked by the bus (presence), while it has any. */
+  #untrack: (() => void) | undefined
   #closed = false
   /**
    * The body this channel is handing to the bus, while the bus's publish runs synchronously:
@@ -237,6 +239,23 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     return streaming
   }
 
+  /**
+   * How many subscribers this channel has on every instance sharing the bus: streams
+   * (`reply.sse(channel)`, `where()` selections, merged streams) and `subscribe()` iterators.
+   * This instance's are counted exactly; other instances' as they last published them:
+   * redisBus refreshes them every `presenceInterval` (5 s) and forgets an instance that stopped
+   * (crashed) within 3 intervals. A bus without presence counts this instance's only. Rejects
+   * with FST_ERR_CONDUIT_BUS when the bus fails.
+   *
+   * @example
+   * app.get('/news/online', async () => ({ online: await news.subscribers() }))
+   */
+  async subscribers (): Promise<number> {
+    const bus = this.#bus
+    if (bus.subscribers === undefined || this.#closed) return this.#count()
+    return await bus.subscribers(this.name)
+  }
+
   /** See {@link kHead}. */
   async [kHead] (): Promise<string | undefined | null> {
     const bus = this.#bus
@@ -327,6 +346,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       const started = this.#bus.listen(this.name, this.#receive, this.#gap)
       listening = started
       this.#listening = started
+      this.#untrack ??= this.#bus.track?.(this.name, this.#count)
       // A bus that could not listen is forgotten, so the next subscriber tries again.
       started.ready.catch(() => {
         if (this.#listening === started) this.#listening = undefined
@@ -338,12 +358,17 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
 
   /** Stops listening on the bus once nobody subscribes: idle channels cost the bus nothing. */
   #release (): void {
-    if (this.#seam.size + this.#fanOut.size > 0) return
+    if (this.#count() > 0) return
+    this.#untrack?.()
+    this.#untrack = undefined
     const listening = this.#listening
     if (listening === undefined) return
     this.#listening = undefined
     listening.stop()
   }
+
+  /** Subscribers on this instance: joining, settling or live. */
+  readonly #count = (): number => this.#seam.size + this.#fanOut.size
 
   #malformed (id: string): void {
     this.#log.warn({ channel: this.name, id }, 'fastify-conduit: a bus entry is not a channel frame; skipped')
