@@ -83,6 +83,8 @@ class MergedStream {
   /** Each channel's position, and the same encoded, as the client would resume from them now. */
   #positions: Position[] = []
   #gapWritten = false
+  /** The stream's one wait for room, shared by the channels' replays (a stream has one waiter). */
+  #drained: Promise<void> | undefined
 
   constructor (sink: StreamSink, parts: readonly Part[], tag: string) {
     this.#sink = sink
@@ -122,6 +124,12 @@ class MergedStream {
     }))
   }
 
+  /** Resolves once the stream takes more: one wait on the stream, whichever channels wait. */
+  drained (): Promise<void> {
+    this.#drained ??= this.#sink.drained().finally(() => { this.#drained = undefined })
+    return this.#drained
+  }
+
   /**
    * Channel `index` wrote `text` (frames as its fan-out or replay made them, `id:` line first,
    * or a comment): each frame goes out with the stream's id in place of the channel's. The
@@ -158,10 +166,14 @@ class ChildSink implements StreamSink {
     this.#index = index
   }
 
+  // The stream's own, as StreamSink requires; a channel is given its position instead of
+  // reading either.
+  /* c8 ignore next 3 */
   get context (): SourceContext {
     return this.#merged.sink.context
   }
 
+  /* c8 ignore next 3 */
   get lastEventId (): string | undefined {
     return this.#merged.sink.lastEventId
   }
@@ -178,9 +190,9 @@ class ChildSink implements StreamSink {
     return this.#merged.sink.writable
   }
 
+  // Never called once the stream ended: a channel checks `ended` first, in the same step.
   onEnd (listener: () => void): void {
-    if (this.ended) listener()
-    else this.#onEnd = listener
+    this.#onEnd = listener
   }
 
   /** The stream ended. */
@@ -191,7 +203,7 @@ class ChildSink implements StreamSink {
   }
 
   drained (): Promise<void> {
-    return this.#merged.sink.drained()
+    return this.#merged.drained()
   }
 
   writeFrame (frame: string): boolean {

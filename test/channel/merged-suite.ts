@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Channel } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { connect } from '../../lib/client/index.js'
-import { FrameReader, startApp, uniqueName } from '../support/index.js'
+import { FrameReader, RawSubscriber, startApp, uniqueName } from '../support/index.js'
 import type { Frame } from '../support/index.js'
 import type { BusKit, Test } from './suite.js'
 
@@ -245,6 +245,54 @@ export function mergedSuite (t: Test, kit: BusKit): void {
     a.room.close()
     await stream.ended()
     t.pass('the stream ended')
+  })
+
+  t.test('per-subscriber bounds: a long replay is paced by a client that stops reading; a live one that falls behind is dropped', async (t) => {
+    const bus = kit.create()
+    const maxBufferedBytes = 256 * 1024
+    const names = [uniqueName('x'), uniqueName('y')]
+    let x!: Channel
+    let y!: Channel
+    const { app, url, port } = await startApp(t, { bus, maxBufferedBytes }, (app) => {
+      x = app.sse.channel(names[0])
+      y = app.sse.channel(names[1])
+      app.get('/xy', (request, reply) => reply.sse(app.sse.merge([x, y])))
+    })
+    const first = await FrameReader.fetch(url + '/xy')
+    await y.publish({ data: 'start' })
+    const [start] = await first.take(1)
+    await first.abort()
+
+    // More than socket buffers hold, read from the bus page by page as the client reads.
+    const payload = 'x'.repeat(8 * 1024)
+    for (let n = 0; n < 600; n++) await x.publish({ data: `${n} ${payload}` })
+    const resuming = new RawSubscriber(port, '/xy', { 'last-event-id': start.id as string })
+    t.teardown(() => resuming.close())
+    await resuming.head
+    resuming.socket.pause()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    resuming.socket.resume()
+    const replayed = await resuming.reader.waitFor(600)
+    t.same(replayed.map((frame) => Number(frame.data?.split(' ')[0])), Array.from({ length: 600 }, (_, n) => n), 'all of it, in order, once')
+    resuming.close()
+
+    const slow = new RawSubscriber(port, '/xy')
+    const healthy = new RawSubscriber(port, '/xy')
+    t.teardown(() => { slow.close(); healthy.close() })
+    await Promise.all([slow.head, healthy.head])
+    slow.socket.pause()
+    const big = 'z'.repeat(32 * 1024)
+    let published = 0
+    while (app.sse.stats().slowDisconnects === 0 && published < 5000) {
+      await x.publish({ data: big })
+      published++
+      await healthy.reader.waitFor(published)
+    }
+    t.equal(app.sse.stats().slowDisconnects, 1, 'the one that stopped reading was dropped')
+    slow.socket.resume()
+    await slow.reader.ended()
+    await y.publish({ data: 'after' })
+    t.equal((await healthy.reader.waitFor(published + 1)).at(-1)?.data, 'after', 'the other goes on')
   })
 
   t.test('merge() refuses what one stream cannot carry', async (t) => {
