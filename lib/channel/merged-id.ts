@@ -32,10 +32,10 @@ export function mergeTag (names: readonly string[]): string {
   return (hash >>> 0).toString(36)
 }
 
-/** The composite id of `positions` under `tag`. */
-export function encodeMergedId (tag: string, positions: readonly Position[]): string {
+/** The composite id of `positions` (each encoded by {@link encodePosition}) under `tag`. */
+export function encodeMergedId (tag: string, positions: readonly string[]): string {
   let id = tag
-  for (const position of positions) id += SEPARATOR + encodePosition(position)
+  for (const position of positions) id += SEPARATOR + position
   return id
 }
 
@@ -55,7 +55,8 @@ export function decodeMergedId (id: string, tag: string, count: number): Positio
   return positions
 }
 
-function encodePosition (position: Position): string {
+/** One position as the composite id holds it. */
+export function encodePosition (position: Position): string {
   if (position === undefined) return ''
   const match = STREAM_ID.exec(position)
   if (match === null) return OTHER + Buffer.from(position).toString('base64url')

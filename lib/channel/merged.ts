@@ -4,8 +4,7 @@ import type { AttachableSource, StreamSink } from '../stream/sink.js'
 import type { SourceContext } from '../stream/source.js'
 import { ID } from '../wire/format.js'
 import { Channel, ChannelSelection, kAttachAt, kHead, kParts } from './channel.js'
-import { decodeMergedId, encodeMergedId, mergeTag } from './merged-id.js'
-import type { Position } from './merged-id.js'
+import { decodeMergedId, encodeMergedId, encodePosition, mergeTag } from './merged-id.js'
 import { GAP_FRAME } from './subscriber.js'
 import type { Predicate } from './subscriber.js'
 import type { ChannelMessage } from './types.js'
@@ -80,8 +79,8 @@ class MergedStream {
   readonly #parts: readonly Part[]
   readonly #tag: string
   readonly #children: ChildSink[] = []
-  /** Each channel's position, and the same encoded, as the client would resume from them now. */
-  #positions: Position[] = []
+  /** Each channel's position, encoded, as the client would resume from them now. */
+  #positions: string[] = []
   #gapWritten = false
   /** The stream's one wait for room, shared by the channels' replays (a stream has one waiter). */
   #drained: Promise<void> | undefined
@@ -113,7 +112,7 @@ class MergedStream {
       // retained is replayed, after one `: gap` frame), as a single channel does.
       starts = positions ?? parts.map(() => '')
     }
-    this.#positions = starts.map((start) => start === '' || start === null ? undefined : start)
+    this.#positions = starts.map((start) => encodePosition(start === '' || start === null ? undefined : start))
     for (let i = 0; i < parts.length; i++) this.#children.push(new ChildSink(this, i))
     sink.onEnd(() => {
       for (const child of this.#children) child.end()
@@ -142,7 +141,7 @@ class MergedStream {
       const end = text.indexOf('\n\n', at) + 2
       if (text.startsWith(ID, at)) {
         const idEnd = text.indexOf('\n', at)
-        this.#positions[index] = text.slice(at + ID.length, idEnd)
+        this.#positions[index] = encodePosition(text.slice(at + ID.length, idEnd))
         out += ID + encodeMergedId(this.#tag, this.#positions) + text.slice(idEnd, end)
       } else if (text.slice(at, end) !== GAP_FRAME || !this.#gapWritten) {
         // One `: gap` for the stream, however many of its channels missed events.
