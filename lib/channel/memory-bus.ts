@@ -5,6 +5,7 @@ import { compileOptions, History, HistoryTtl } from '../options.js'
 import { compareStreamIds, STREAM_ID } from './bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusReplay } from './bus.js'
 import { noop } from './noop.js'
+import { TrackedCounts } from './tracked-counts.js'
 
 export const MemoryBusOptionsSchema = Type.Object({
   /**
@@ -121,8 +122,8 @@ class MemoryBus implements Bus {
   readonly #states = new Map<string, { state: string, deadline: number }>()
   /** Channels due to be dropped (expire), with the timer that drops them. */
   readonly #expiries = new Map<string, NodeJS.Timeout>()
-  /** Presence: each channel's counters, one per Fastify instance's channel of that name. */
-  readonly #counts = new Map<string, Set<() => number>>()
+  /** Presence: each channel's counters. */
+  readonly #counts = new TrackedCounts()
   /** The highest sequence number issued on any channel. */
   #last = 0
   #sweeper: NodeJS.Timeout | undefined
@@ -187,21 +188,11 @@ class MemoryBus implements Bus {
   }
 
   track (channel: string, count: () => number): () => void {
-    let counts = this.#counts.get(channel)
-    if (counts === undefined) {
-      counts = new Set()
-      this.#counts.set(channel, counts)
-    }
-    counts.add(count)
-    const tracked = counts
-    return () => {
-      tracked.delete(count)
-      if (tracked.size === 0 && this.#counts.get(channel) === tracked) this.#counts.delete(channel)
-    }
+    return this.#counts.track(channel, count)
   }
 
   async subscribers (channel: string): Promise<number> {
-    return sumCounts(this.#counts.get(channel))
+    return this.#counts.sum(channel)
   }
 
   async setState (key: string, state: string, ttl: number, create: boolean): Promise<boolean> {
@@ -267,11 +258,4 @@ class MemoryBus implements Bus {
     }
     return stream
   }
-}
-
-/** The sum of what `counts` count now (0 for none). */
-export function sumCounts (counts: Iterable<() => number> | undefined): number {
-  let total = 0
-  if (counts !== undefined) for (const count of counts) total += count()
-  return total
 }

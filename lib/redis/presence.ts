@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { PRESENCE_PREFIX } from '../channel/bus.js'
-import { sumCounts } from '../channel/memory-bus.js'
 import { noop } from '../channel/noop.js'
+import { TrackedCounts } from '../channel/tracked-counts.js'
 
 /**
  * Presence on Redis: how many subscribers each channel has on every instance. Each instance
@@ -63,7 +63,7 @@ export class Presence {
   readonly #interval: number
   readonly #run: Run
   readonly #onError: (err: unknown) => void
-  readonly #counts = new Map<string, Set<() => number>>()
+  readonly #counts = new TrackedCounts()
   /** Channels whose field was published non-zero, so a count dropping to 0 is removed at once. */
   readonly #published = new Set<string>()
   #timer: NodeJS.Timeout | undefined
@@ -79,28 +79,19 @@ export class Presence {
   }
 
   track (channel: string, count: () => number): () => void {
-    let counts = this.#counts.get(channel)
-    if (counts === undefined) {
-      counts = new Set()
-      this.#counts.set(channel, counts)
-    }
-    counts.add(count)
+    const untrack = this.#counts.track(channel, count)
     // Unref'd: presence never keeps the process alive. Published at once, so that other
     // instances see a new subscriber within a round trip rather than an interval.
     this.#timer ??= setInterval(this.#tick, this.#interval).unref()
     this.#tick()
-    const tracked = counts
-    return () => {
-      tracked.delete(count)
-      if (tracked.size === 0 && this.#counts.get(channel) === tracked) this.#counts.delete(channel)
-    }
+    return untrack
   }
 
   /** Subscribers of `channel` on every instance: this one's exactly, the others' as published. */
   async subscribers (channel: string): Promise<number> {
     const others = await this.#run(`cannot count the subscribers of "${channel}"`, (command) =>
       command.eval(READ, 1, this.#key(channel), this.instance) as Promise<number>)
-    return others + sumCounts(this.#counts.get(channel))
+    return others + this.#counts.sum(channel)
   }
 
   /**
@@ -133,9 +124,9 @@ export class Presence {
   async #publish (): Promise<void> {
     const keys: string[] = []
     const counts: number[] = []
-    for (const [channel, tracked] of this.#counts) {
+    for (const channel of this.#counts.channels()) {
       keys.push(this.#key(channel))
-      counts.push(sumCounts(tracked))
+      counts.push(this.#counts.sum(channel))
     }
     for (const channel of this.#published) {
       if (this.#counts.has(channel)) continue
@@ -143,7 +134,7 @@ export class Presence {
       counts.push(0)
     }
     this.#published.clear()
-    for (const channel of this.#counts.keys()) this.#published.add(channel)
+    for (const channel of this.#counts.channels()) this.#published.add(channel)
     if (keys.length === 0) {
       clearInterval(this.#timer)
       this.#timer = undefined

@@ -19,8 +19,17 @@ interface Dashboard {
   room: Channel
 }
 
+/** `count` instances sharing a bus (and so the channels), each a {@link startDashboard}. */
+async function startDashboards (t: Test, kit: BusKit, count: number): Promise<Dashboard[]> {
+  const names = [uniqueName('news'), uniqueName('alerts'), uniqueName('room')]
+  const bus = kit.create()
+  const dashboards: Dashboard[] = []
+  for (let i = 0; i < count; i++) dashboards.push(await startDashboard(t, i === 0 ? bus : kit.peer(bus), names))
+  return dashboards
+}
+
 /** An app streaming news, red's alerts and a room on one connection, at `GET /dash`. */
-async function startDashboard (t: Test, kit: BusKit, bus: ReturnType<BusKit['create']>, names: string[]): Promise<Dashboard> {
+async function startDashboard (t: Test, bus: ReturnType<BusKit['create']>, names: string[]): Promise<Dashboard> {
   let news!: Dashboard['news']
   let alerts!: Dashboard['alerts']
   let room!: Channel
@@ -55,11 +64,7 @@ function byChannel (contents: string[]): Record<string, string[]> {
  */
 export function mergedSuite (t: Test, kit: BusKit): void {
   t.test('three channels interleaved on one stream; the one id resumes each channel exactly, on this instance and on another', async (t) => {
-    const busA = kit.create()
-    const busB = kit.peer(busA)
-    const names = [uniqueName('news'), uniqueName('alerts'), uniqueName('room')]
-    const a = await startDashboard(t, kit, busA, names)
-    const b = await startDashboard(t, kit, busB, names)
+    const [a, b] = await startDashboards(t, kit, 2)
     // Everything that is published, and what a red subscriber should see of it, in order.
     const expected: string[] = []
     const publish = {
@@ -119,11 +124,7 @@ export function mergedSuite (t: Test, kit: BusKit): void {
   })
 
   t.test('real clients: EventSource resumes from the URL on another instance; connect() with its lastEventId', async (t) => {
-    const busA = kit.create()
-    const busB = kit.peer(busA)
-    const names = [uniqueName('news'), uniqueName('alerts'), uniqueName('room')]
-    const a = await startDashboard(t, kit, busA, names)
-    const b = await startDashboard(t, kit, busB, names)
+    const [a, b] = await startDashboards(t, kit, 2)
 
     const source = new EventSource(a.url + '/dash')
     t.teardown(() => source.close())
@@ -188,9 +189,7 @@ export function mergedSuite (t: Test, kit: BusKit): void {
   })
 
   t.test('a drop before a channel\'s first event still resumes that channel, empty channels included', async (t) => {
-    const bus = kit.create()
-    const names = [uniqueName('news'), uniqueName('alerts'), uniqueName('room')]
-    const a = await startDashboard(t, kit, bus, names)
+    const [a] = await startDashboards(t, kit, 1)
     // news has a history from before the client came; alerts and room have none at all.
     await a.news.publish({ event: 'headline', data: { title: 'old' } })
     const first = await FrameReader.fetch(a.url + '/dash')
@@ -206,9 +205,7 @@ export function mergedSuite (t: Test, kit: BusKit): void {
   })
 
   t.test('an id these channels did not make: every channel replays what it retains, after one gap frame', async (t) => {
-    const bus = kit.create()
-    const names = [uniqueName('news'), uniqueName('alerts'), uniqueName('room')]
-    const a = await startDashboard(t, kit, bus, names)
+    const [a] = await startDashboards(t, kit, 1)
     const singleId = await a.news.publish({ event: 'headline', data: { title: 'a' } })
     await a.room.publish({ event: 'say', data: 'b' })
     const first = await FrameReader.fetch(a.url + '/dash')
@@ -236,9 +233,7 @@ export function mergedSuite (t: Test, kit: BusKit): void {
   })
 
   t.test('a channel that closes ends the stream; the client resumes every channel', async (t) => {
-    const bus = kit.create()
-    const names = [uniqueName('news'), uniqueName('alerts'), uniqueName('room')]
-    const a = await startDashboard(t, kit, bus, names)
+    const [a] = await startDashboards(t, kit, 1)
     const stream = await FrameReader.fetch(a.url + '/dash')
     await a.room.publish({ event: 'say', data: 'x' })
     await stream.take(1)
