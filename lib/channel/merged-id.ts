@@ -18,7 +18,8 @@ import { STREAM_ID } from './bus.js'
 /** A channel's position: after this id, or from the start of its history (undefined). */
 export type Position = string | undefined
 
-const SEPARATOR = '.'
+/** Between the tag and the positions (the composite id is the tag and every encoded position, joined by it). */
+export const SEPARATOR = '.'
 const OTHER = '~'
 
 /** The tag of a list of channel names. */
@@ -30,13 +31,6 @@ export function mergeTag (names: readonly string[]): string {
     hash = Math.imul(hash ^ 0xffff, 0x01000193)
   }
   return (hash >>> 0).toString(36)
-}
-
-/** The composite id of `positions` (each encoded by {@link encodePosition}) under `tag`. */
-export function encodeMergedId (tag: string, positions: readonly string[]): string {
-  let id = tag
-  for (const position of positions) id += SEPARATOR + position
-  return id
 }
 
 /**
@@ -58,10 +52,19 @@ export function decodeMergedId (id: string, tag: string, count: number): Positio
 /** One position as the composite id holds it. */
 export function encodePosition (position: Position): string {
   if (position === undefined) return ''
-  const match = STREAM_ID.exec(position)
+  const match = CANONICAL_STREAM_ID.exec(position)
   if (match === null) return OTHER + Buffer.from(position).toString('base64url')
-  const ms = BigInt(match[1]).toString(36)
-  return match[2] === '0' ? ms : ms + '-' + BigInt(match[2]).toString(36)
+  const ms = toBase36(match[1])
+  return match[2] === '0' ? ms : ms + '-' + toBase36(match[2])
+}
+
+// Stream ids as Redis and memoryBus write them (no leading zeros), which base 36 gives back
+// exactly; any other id, `01-0` included, is kept as it is.
+const CANONICAL_STREAM_ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/
+
+/** Decimal digits in base 36: as a double while exact (ms timestamps, counters), else a BigInt. */
+function toBase36 (digits: string): string {
+  return digits.length <= 15 ? Number(digits).toString(36) : BigInt(digits).toString(36)
 }
 
 const BASE36_ID = /^([0-9a-z]{1,13})(?:-([0-9a-z]{1,13}))?$/

@@ -4,7 +4,7 @@ import type { AttachableSource, StreamSink } from '../stream/sink.js'
 import type { SourceContext } from '../stream/source.js'
 import { ID } from '../wire/format.js'
 import { Channel, ChannelSelection, kAttachAt, kHead, kParts } from './channel.js'
-import { decodeMergedId, encodeMergedId, encodePosition, mergeTag } from './merged-id.js'
+import { decodeMergedId, encodePosition, mergeTag, SEPARATOR } from './merged-id.js'
 import { GAP_FRAME } from './subscriber.js'
 import type { Predicate } from './subscriber.js'
 import type { ChannelMessage } from './types.js'
@@ -130,28 +130,86 @@ class MergedStream {
   }
 
   /**
-   * Channel `index` wrote `text` (frames as its fan-out or replay made them, `id:` line first,
-   * or a comment): each frame goes out with the stream's id in place of the channel's. The
-   * body is copied, never serialized again.
+   * Channel `index` wrote frames (parsed once per batch, see {@link parseFrames}): each goes out
+   * with the stream's id in place of the channel's. The body is copied, never serialized again;
+   * the id's other positions are joined once per call, not per frame.
    */
-  write (index: number, text: string): boolean {
+  write (index: number, frames: readonly ParsedFrame[]): boolean {
+    const positions = this.#positions
+    let head = ID + this.#tag
+    for (let i = 0; i < index; i++) head += SEPARATOR + positions[i]
+    head += SEPARATOR
+    let tail = ''
+    for (let i = index + 1; i < positions.length; i++) tail += SEPARATOR + positions[i]
     let out = ''
-    let at = 0
-    while (at < text.length) {
-      const end = text.indexOf('\n\n', at) + 2
-      if (text.startsWith(ID, at)) {
-        const idEnd = text.indexOf('\n', at)
-        this.#positions[index] = encodePosition(text.slice(at + ID.length, idEnd))
-        out += ID + encodeMergedId(this.#tag, this.#positions) + text.slice(idEnd, end)
-      } else if (text.slice(at, end) !== GAP_FRAME || !this.#gapWritten) {
+    for (const { position, rest } of frames) {
+      if (position !== undefined) {
+        positions[index] = position
+        out += head + position + tail + rest
+      } else if (rest !== GAP_FRAME || !this.#gapWritten) {
         // One `: gap` for the stream, however many of its channels missed events.
-        this.#gapWritten ||= text.slice(at, end) === GAP_FRAME
-        out += text.slice(at, end)
+        this.#gapWritten ||= rest === GAP_FRAME
+        out += rest
       }
-      at = end
     }
     return out === '' ? this.#sink.writable : this.#sink.writeFrame(out)
   }
+}
+
+/** A frame a channel wrote: its position (encoded; none for a comment) and what follows its `id:` line. */
+interface ParsedFrame {
+  readonly position: string | undefined
+  readonly rest: string
+}
+
+/**
+ * A channel's broadcast Buffer, parsed once for every merged stream it reaches (they all get
+ * the same Buffer object): its frames, each position encoded once.
+ */
+const parsedBatches = new WeakMap<Uint8Array, readonly ParsedFrame[]>()
+
+function parseBatch (bytes: Uint8Array): readonly ParsedFrame[] {
+  let frames = parsedBatches.get(bytes)
+  if (frames === undefined) {
+    frames = parseFrames(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString())
+    parsedBatches.set(bytes, frames)
+  }
+  return frames
+}
+
+/**
+ * Frames a channel writes one by one (replay, and the first batches of a subscriber settling
+ * after it) are the same string for every merged stream of the channel: parsed once, while
+ * recent. Cleared when full, so it holds at most this many.
+ */
+const parsedFrames = new Map<string, readonly ParsedFrame[]>()
+const PARSED_FRAMES = 1024
+
+function parseFrame (frame: string): readonly ParsedFrame[] {
+  let frames = parsedFrames.get(frame)
+  if (frames === undefined) {
+    frames = parseFrames(frame)
+    if (parsedFrames.size === PARSED_FRAMES) parsedFrames.clear()
+    parsedFrames.set(frame, frames)
+  }
+  return frames
+}
+
+/** Frames as a channel writes them: `id:` line first (then its body, to the blank line), or a comment frame. */
+function parseFrames (text: string): ParsedFrame[] {
+  const frames: ParsedFrame[] = []
+  let at = 0
+  while (at < text.length) {
+    const end = text.indexOf('\n\n', at) + 2
+    if (text.startsWith(ID, at)) {
+      const idEnd = text.indexOf('\n', at)
+      frames.push({ position: encodePosition(text.slice(at + ID.length, idEnd)), rest: text.slice(idEnd, end) })
+    } else {
+      frames.push({ position: undefined, rest: text.slice(at, end) })
+    }
+    at = end
+  }
+  return frames
 }
 
 /** What one channel of a merged stream writes to: the stream, seen as if it were that channel's alone. */
@@ -206,11 +264,11 @@ class ChildSink implements StreamSink {
   }
 
   writeFrame (frame: string): boolean {
-    return this.#merged.write(this.#index, frame)
+    return this.#merged.write(this.#index, parseFrame(frame))
   }
 
   writeBytes (bytes: Uint8Array): boolean {
-    return this.#merged.write(this.#index, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString())
+    return this.#merged.write(this.#index, parseBatch(bytes))
   }
 
   // A channel that ends its subscriber (closed, or the bus lost live events) ends the stream:

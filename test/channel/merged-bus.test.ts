@@ -61,15 +61,22 @@ t.test('a bus of its own, without last(): ids of any form go in the merged id; a
   await two.publish({ data: 'c' })
   const back = await FrameReader.fetch(url + '/both', { 'last-event-id': frame.id as string })
   t.same((await back.take(2)).map((resumed) => resumed.data).sort(), ['b', 'c'])
+  const [last] = await (async () => { await one.publish({ data: 'e' }); return await back.take(1) })()
   await back.abort()
+
+  // A replay longer than the frames merged streams keep parsed: each frame once, in order.
+  for (let n = 0; n < 1100; n++) await one.publish({ data: String(n) })
+  const long = await FrameReader.fetch(url + '/both', { 'last-event-id': last.id as string })
+  t.same((await long.take(1100)).map((frame) => frame.data), Array.from({ length: 1100 }, (_, n) => String(n)))
+  await long.abort()
 
   // Presence without the bus's help: this instance's subscribers (once the streams left).
   t.equal(await countReaches(() => one.subscribers(), 0), 0)
   const subscription = one.subscribe()
   await subscription.ready
   t.equal(await one.subscribers(), 1)
-  const id = await one.publish({ data: 'd' })
-  t.same(await take(subscription, 1), [{ event: 'message', data: 'd', id }])
+  const id = await one.publish({ data: 'f' })
+  t.same(await take(subscription, 1), [{ event: 'message', data: 'f', id }])
   await subscription.return()
   t.equal(await one.subscribers(), 0)
 })
