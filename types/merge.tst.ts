@@ -3,6 +3,8 @@ import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
 import fastifyConduit from 'fastify-conduit'
 import type { ChannelMessage, MergedChannels } from 'fastify-conduit'
+import { redisBus } from 'fastify-conduit/redis'
+import type { RedisBus } from 'fastify-conduit/redis'
 
 const Headline = Type.Object({ title: Type.String() })
 const Alert = Type.Object({ team: Type.String(), level: Type.Integer() })
@@ -39,4 +41,10 @@ test('reply.sse streams a merge', () => {
   app.get('/dash', (request, reply) => {
     expect(reply.sse(app.sse.merge([news, alerts]))).type.toBe<Promise<void>>()
   })
+})
+
+test('presence: subscribers() resolves to a number; redisBus takes presenceInterval', () => {
+  expect(news.subscribers()).type.toBe<Promise<number>>()
+  expect(redisBus({ presenceInterval: 1000 })).type.toBe<RedisBus>()
+  expect(redisBus({ presenceInterval: '1s' })).type.toRaiseError("'string' is not assignable")
 })
