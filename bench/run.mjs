@@ -45,6 +45,7 @@ const CONTENDERS = [
   { id: 'conduit-where', module: 'conduit', variant: 'where', label: 'fastify-conduit, where() passing half', only: ['broadcast'], share: 0.5 },
   { id: 'conduit-subscribe', module: 'conduit', variant: 'subscribe', label: 'fastify-conduit, reply.sse(channel.subscribe())', only: ['broadcast'] },
   { id: 'conduit-iterate', module: 'conduit', variant: 'iterate', label: 'fastify-conduit, subscribe() iterated in a generator', only: ['broadcast'] },
+  { id: 'conduit-merge', module: 'conduit', variant: 'merge', label: 'fastify-conduit, app.sse.merge() of the channel and a quiet one', only: ['broadcast'] },
   { id: 'fastify-sse', module: 'fastify-sse', label: '@fastify/sse' },
   { id: 'fastify-sse-v2', module: 'fastify-sse-v2', label: 'fastify-sse-v2' },
   { id: 'better-sse', module: 'better-sse', label: 'better-sse' }

@@ -36,6 +36,9 @@ export type {
   ChannelSelection,
   ChannelSubscription,
   MemoryBusOptions,
+  MergeableChannel,
+  MergedChannels,
+  MergedMessage,
   SubscribeOptions
 } from './channel/index.js'
 export type { ResumableRecord } from './resume/records.js'

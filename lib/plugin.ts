@@ -2,8 +2,10 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRep
 import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
+import { PRESENCE_PREFIX } from './channel/bus.js'
 import { Channel } from './channel/channel.js'
 import { memoryBus } from './channel/memory-bus.js'
+import { MergedChannels } from './channel/merged.js'
 import { noop } from './channel/noop.js'
 import { ChannelRegistry } from './channel/registry.js'
 import type { ChannelOptions } from './channel/types.js'
@@ -130,8 +132,10 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     },
     channel: (name: string, channelOptions?: ChannelOptions) => {
       if (typeof name === 'string' && name.startsWith(RECORD_PREFIX)) throw new InvalidChannelError(`names starting with "${RECORD_PREFIX}" are reserved for resumable streams`)
+      if (typeof name === 'string' && name.startsWith(PRESENCE_PREFIX)) throw new InvalidChannelError(`names starting with "${PRESENCE_PREFIX}" are reserved for presence`)
       return channels.channel(name, channelOptions)
     },
+    merge: (sources: readonly unknown[]) => new MergedChannels(sources),
     resumable: (key: string) => new ResumableRecord(checkResumeKey(key), records),
     cancel: async (key: string) => records.cancel(checkResumeKey(key))
   } as SSEDecorator)

@@ -3,6 +3,7 @@ import type { Static } from '@sinclair/typebox'
 import type { Bus } from './channel/bus.js'
 import type { Channel } from './channel/channel.js'
 import type { ChannelOptions, Published } from './channel/types.js'
+import type { MergeableChannel, MergedChannels, MergedMessage } from './channel/merged.js'
 import { History, Implements, MaxBufferedBytes, Milliseconds } from './options.js'
 import type { EventSchemas } from './schema/compile.js'
 import type { ReplyMessage, RouteEvents } from './schema/types.js'
@@ -221,6 +222,17 @@ export interface SSEDecorator {
    */
   channel<Events extends EventSchemas> (name: string, options: ChannelOptions<Events> & { schema: Events }): Channel<Events>
   channel (name: string, options?: ChannelOptions<undefined>): Channel
+  /**
+   * Several channels (or `where()` selections) on one stream: `reply.sse(merged)` delivers each
+   * channel's events with their own event names, under one opaque Last-Event-ID that resumes
+   * every channel where it stopped, on any instance. 1 to 32 channels, each at most once;
+   * anything else throws FST_ERR_CONDUIT_INVALID_CHANNEL. Cheap to make: one per request.
+   *
+   * @example
+   * app.get('/dashboard', (request, reply) =>
+   *   reply.sse(app.sse.merge([news, alerts.where((message) => message.data.team === request.user.team)])))
+   */
+  merge<const Sources extends readonly MergeableChannel[]> (channels: Sources): MergedChannels<MergedMessage<Sources>>
   /**
    * The record of resumable stream `key`, to stream with `reply.sse()`: it never starts a
    * source. A key with no record (never started, or expired) is answered `204 No Content`,

@@ -2,7 +2,8 @@
 // a sync generator; 'noschema' declares no schema.sse (no validation, JSON.stringify), to
 // measure what validation and the compiled serializer cost. A broadcast uses a channel:
 // reply.sse(channel), or with variant 'where' a filter passing half the events, 'subscribe'
-// reply.sse(channel.subscribe()), 'iterate' subscribe() iterated in a generator.
+// reply.sse(channel.subscribe()), 'iterate' subscribe() iterated in a generator, 'merge' the
+// channel and a quiet one on one stream (app.sse.merge: an id of its own per event and stream).
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { aborted, LISTEN, tick, unavailable } from '../workload.mjs'
@@ -43,6 +44,10 @@ export async function start ({ scenario, kind, variant }, hooks) {
       app.get('/sse', (request, reply) => reply.sse(channel.where((message) => message.data.i % 2 === 0)))
     } else if (variant === 'subscribe') {
       app.get('/sse', (request, reply) => reply.sse(channel.subscribe()))
+    } else if (variant === 'merge') {
+      if (typeof app.sse.merge !== 'function') throw unavailable('app.sse.merge() is not in this build yet')
+      const quiet = app.sse.channel('bench-quiet')
+      app.get('/sse', (request, reply) => reply.sse(app.sse.merge([channel, quiet])))
     } else if (variant === 'iterate') {
       app.get('/sse', (request, reply) => reply.sse(async function * ({ signal }) {
         for await (const message of channel.subscribe({ signal })) yield message

@@ -100,6 +100,26 @@ export interface Bus {
    * memoryBus does, needs none.
    */
   flush? (): Promise<void>
+  /**
+   * Optional. The id of the newest entry of `channel` now, or undefined when it has none: a
+   * replay after it is `complete` and holds exactly what is published later. A stream of
+   * several channels (`app.sse.merge()`) starts each channel there, so that a client that
+   * drops before a channel's first event resumes it exactly; without it, such a client
+   * resumes that channel from its oldest retained entry.
+   */
+  last? (channel: string): Promise<string | undefined>
+  /**
+   * Optional, with {@link subscribers}: presence. The channel `channel` of this instance has
+   * `count()` subscribers now; the bus reads it when it needs to (redisBus: every
+   * `presenceInterval`, to publish it to the other instances). Returns the function that stops
+   * it counting. A channel tracks while it has subscribers.
+   */
+  track? (channel: string, count: () => number): () => void
+  /**
+   * Optional: how many subscribers `channel` has on every instance sharing the bus: the
+   * tracked counts of this instance, exact, and the others' as they last published them.
+   */
+  subscribers? (channel: string): Promise<number>
   /** Orders two ids of one channel: negative, zero or positive like a sort comparator. */
   compare (a: string, b: string): number
   /**
@@ -122,6 +142,12 @@ export interface Bus {
    */
   close (): Promise<void>
 }
+
+/**
+ * Reserved at the start of channel names (the plugin refuses them): a bus may keep a
+ * channel's presence under this prefix and the channel's name (redisBus does).
+ */
+export const PRESENCE_PREFIX = '@presence:'
 
 /** `<milliseconds>-<sequence>`, the id form of Redis Streams, which memoryBus uses too. */
 export const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/

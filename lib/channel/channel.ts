@@ -28,6 +28,12 @@ import { RECORD_START } from './subscriber.js'
 // A selection's ways into its channel: internal, not methods users see.
 const kAttachWhere = Symbol('fastify-conduit.attachWhere')
 const kSubscribeWhere = Symbol('fastify-conduit.subscribeWhere')
+/** `channel[kAttachAt](sink, filter, lastEventId, fromStart)`: a stream's subscriber at a position of its own (merged.ts). */
+export const kAttachAt = Symbol('fastify-conduit.attachAt')
+/** `channel[kHead]()`: the newest id on the bus now (undefined: none), or null when the bus cannot say. */
+export const kHead = Symbol('fastify-conduit.head')
+/** `selection[kParts]()`: its channel and filter (merged.ts). */
+export const kParts = Symbol('fastify-conduit.parts')
 
 /** `channel[kFlush]()`: hands this turn's live batch to the subscribers now (the server is closing). */
 export const kFlush = Symbol('fastify-conduit.channel.flush')
@@ -80,6 +86,8 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
   readonly #fanOut: FanOut
   readonly #host: SubscriberHost
   #listening: BusListening | undefined
+  /** Stops this channel's count of subscribers being tracked by the bus (presence), while it has any. */
+  #untrack: (() => void) | undefined
   #closed = false
   /**
    * The body this channel is handing to the bus, while the bus's publish runs synchronously:
@@ -210,18 +218,48 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
 
   /** A stream's subscriber, selected by `filter` when given; see {@link ChannelSelection}. */
   [kAttachWhere] (sink: StreamSink, filter: Predicate | undefined): Promise<void> {
+    return this[kAttachAt](sink, filter, sink.lastEventId, this.#record && sink.lastEventId === undefined)
+  }
+
+  /**
+   * A stream's subscriber replaying after `lastEventId` (live without one), or, `fromStart`,
+   * from the oldest entry retained, without reporting a gap.
+   */
+  [kAttachAt] (sink: StreamSink, filter: Predicate | undefined, position: string | undefined, fromStart: boolean): Promise<void> {
     if (this.#closed || sink.ended) {
       sink.stop()
       return Promise.resolve()
     }
     const subscriber = new Subscriber(this.#host, filter)
     const streaming = subscriber.stream(sink)
-    const fromStart = this.#record && sink.lastEventId === undefined
-    const lastEventId = fromStart ? RECORD_START : sink.lastEventId
+    const lastEventId = fromStart ? RECORD_START : position
     subscriber.lastEventId = lastEventId
     subscriber.fromStart = fromStart
     this.#seam.join(subscriber, lastEventId).catch((err: Error) => subscriber.failed(err))
     return streaming
+  }
+
+  /**
+   * How many subscribers this channel has on every instance sharing the bus: streams
+   * (`reply.sse(channel)`, `where()` selections, merged streams) and `subscribe()` iterators.
+   * This instance's are counted exactly; other instances' as they last published them:
+   * redisBus refreshes them every `presenceInterval` (5 s) and forgets an instance that stopped
+   * (crashed) within 3 intervals. A bus without presence counts this instance's only. Rejects
+   * with FST_ERR_CONDUIT_BUS when the bus fails.
+   *
+   * @example
+   * app.get('/news/online', async () => ({ online: await news.subscribers() }))
+   */
+  async subscribers (): Promise<number> {
+    const bus = this.#bus
+    if (bus.subscribers === undefined || this.#closed) return this.#count()
+    return await bus.subscribers(this.name)
+  }
+
+  /** See {@link kHead}. */
+  async [kHead] (): Promise<string | undefined | null> {
+    const bus = this.#bus
+    return bus.last === undefined ? null : await bus.last(this.name)
   }
 
   /** An iterator's subscriber, selected by `filter` when given; see {@link subscribe}. */
@@ -308,6 +346,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
       const started = this.#bus.listen(this.name, this.#receive, this.#gap)
       listening = started
       this.#listening = started
+      this.#untrack ??= this.#bus.track?.(this.name, this.#count)
       // A bus that could not listen is forgotten, so the next subscriber tries again.
       started.ready.catch(() => {
         if (this.#listening === started) this.#listening = undefined
@@ -319,12 +358,17 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
 
   /** Stops listening on the bus once nobody subscribes: idle channels cost the bus nothing. */
   #release (): void {
-    if (this.#seam.size + this.#fanOut.size > 0) return
+    if (this.#count() > 0) return
+    this.#untrack?.()
+    this.#untrack = undefined
     const listening = this.#listening
     if (listening === undefined) return
     this.#listening = undefined
     listening.stop()
   }
+
+  /** Subscribers on this instance: joining, settling or live. */
+  readonly #count = (): number => this.#seam.size + this.#fanOut.size
 
   #malformed (id: string): void {
     this.#log.warn({ channel: this.name, id }, 'fastify-conduit: a bus entry is not a channel frame; skipped')
@@ -372,6 +416,11 @@ export class ChannelSelection<Events extends EventSchemas | undefined = undefine
    */
   subscribe (options: SubscribeOptions = {}): ChannelSubscription<ChannelMessage<Events>> {
     return this.#channel[kSubscribeWhere](options, this.#filter)
+  }
+
+  /** Its channel and filter, for `app.sse.merge()`. */
+  [kParts] (): { channel: Channel<Events>, filter: Predicate } {
+    return { channel: this.#channel, filter: this.#filter }
   }
 
   /** `reply.sse(selection)`: as `reply.sse(channel)`, filtered. */

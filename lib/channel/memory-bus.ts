@@ -5,6 +5,7 @@ import { compileOptions, History, HistoryTtl } from '../options.js'
 import { compareStreamIds, STREAM_ID } from './bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusReplay } from './bus.js'
 import { noop } from './noop.js'
+import { TrackedCounts } from './tracked-counts.js'
 
 export const MemoryBusOptionsSchema = Type.Object({
   /**
@@ -121,6 +122,8 @@ class MemoryBus implements Bus {
   readonly #states = new Map<string, { state: string, deadline: number }>()
   /** Channels due to be dropped (expire), with the timer that drops them. */
   readonly #expiries = new Map<string, NodeJS.Timeout>()
+  /** Presence: each channel's counters. */
+  readonly #counts = new TrackedCounts()
   /** The highest sequence number issued on any channel. */
   #last = 0
   #sweeper: NodeJS.Timeout | undefined
@@ -174,8 +177,22 @@ class MemoryBus implements Bus {
     return { entries: stream.since(0, limit), complete: false }
   }
 
+  async last (channel: string): Promise<string | undefined> {
+    // Every stream has a position, an empty one too: the last sequence number issued before
+    // it, which replay reads as complete (see MemoryStream).
+    return this.#epoch + '-' + this.#stream(channel).last
+  }
+
   compare (a: string, b: string): number {
     return compareStreamIds(a, b)
+  }
+
+  track (channel: string, count: () => number): () => void {
+    return this.#counts.track(channel, count)
+  }
+
+  async subscribers (channel: string): Promise<number> {
+    return this.#counts.sum(channel)
   }
 
   async setState (key: string, state: string, ttl: number, create: boolean): Promise<boolean> {

@@ -6,6 +6,7 @@ import { publishBusError } from '../diagnostics.js'
 import { BusError, ClosedError } from '../errors.js'
 import { loadIoredis } from './client.js'
 import { resolveRedisBusOptions } from './options.js'
+import { Presence } from './presence.js'
 import type { RedisBusOptions } from './options.js'
 
 /** One channel (stream key) this instance listens to. */
@@ -96,6 +97,8 @@ class RedisStreamsBus implements RedisBus {
   readonly #reading = new Map<string, Stream>()
   #started: Promise<Redis> | undefined
   #reader: Redis | undefined
+  /** The command connection, once connected. */
+  #command: Redis | undefined
   #readerId: number | undefined
   #blocked = false
   #wake: (() => void) | undefined
@@ -113,11 +116,15 @@ class RedisStreamsBus implements RedisBus {
   // reconnection that close() cancels, and their callers forever.
   readonly #closing: Promise<never>
   #rejectClosing: (err: Error) => void = noop
+  readonly #presence: Presence
 
   constructor (options: RedisBusOptions) {
     this.#closing = new Promise<never>((resolve, reject) => { this.#rejectClosing = reject })
     this.#closing.catch(noop)
-    const { url, client, prefix, history, ttl } = resolveRedisBusOptions(options)
+    const { url, client, prefix, history, ttl, presenceInterval } = resolveRedisBusOptions(options)
+    this.#presence = new Presence(prefix, presenceInterval, (what, command) => this.#run(what, command), (err) => {
+      this.#log?.warn({ err, redis: this.#url }, 'fastify-conduit: could not publish subscriber counts to Redis; retrying at the next interval')
+    })
     this.#ttl = ttl
     this.#client = client
     this.#connectUrl = url
@@ -192,6 +199,12 @@ class RedisStreamsBus implements RedisBus {
     })
   }
 
+  last (channel: string): Promise<string | undefined> {
+    // Trimming never removes the newest entry: it is the last id issued (or none yet).
+    return this.#run(`cannot read the last id of "${channel}"`, async (command) =>
+      (await command.xrevrange(this.#prefix + channel, '+', '-', 'COUNT', 1))[0]?.[0])
+  }
+
   compare (a: string, b: string): number {
     return compareStreamIds(a, b)
   }
@@ -210,6 +223,14 @@ class RedisStreamsBus implements RedisBus {
 
   async expire (channel: string, ttl: number): Promise<void> {
     await this.#run(`cannot expire "${channel}"`, (command) => command.pexpire(this.#prefix + channel, ttl))
+  }
+
+  track (channel: string, count: () => number): () => void {
+    return this.#presence.track(channel, count)
+  }
+
+  subscribers (channel: string): Promise<number> {
+    return this.#presence.subscribers(channel)
   }
 
   stats (): RedisBusStats {
@@ -239,6 +260,8 @@ class RedisStreamsBus implements RedisBus {
 
   async close (): Promise<void> {
     if (--this.#users > 0 || this.#closed) return
+    // Before the connection goes: other instances stop counting this one's subscribers now.
+    await this.#presence.close(this.#command?.status === 'ready')
     this.#closed = true
     this.#rejectClosing(new ClosedError('the bus'))
     clearTimeout(this.#pause)
@@ -314,6 +337,7 @@ class RedisStreamsBus implements RedisBus {
       throw new BusError(`cannot ${clustered ? 'use' : 'reach'} Redis at ${this.#url}: ${reason.message}`, { cause: reason })
     }
     this.#reader = reader
+    this.#command = command
     this.#read(reader).catch((err: unknown) => {
       /* c8 ignore next -- listeners do not throw; a guard so that a bug is logged, not lost */
       this.#log?.error({ err }, 'fastify-conduit: the Redis read loop stopped')

@@ -34,7 +34,15 @@ export const RedisBusOptionsSchema = Type.Object({
    * keys behind; a Last-Event-ID from before the key expired reads as a gap.
    * @default 86400000 (24 hours)
    */
-  ttl: Type.Optional(HistoryTtl({ default: 86_400_000 }))
+  ttl: Type.Optional(HistoryTtl({ default: 86_400_000 })),
+  /**
+   * Milliseconds between two publications of this instance's subscriber counts (presence, see
+   * `channel.subscribers()`). Each count is valid for 3 intervals: an instance that stops
+   * without closing (a crash) stops counting within 3 × this on every other instance, and
+   * another instance's count is at most one interval (plus a round trip) old.
+   * @default 5000
+   */
+  presenceInterval: Type.Optional(Type.Integer({ minimum: 10, maximum: 2 ** 31 - 1, default: 5000, errorMessage: 'must be an integer of milliseconds from 10 to 2^31 - 1' }))
 })
 /** Options of {@link redisBus}. Give `url` or `client`, not both. */
 export type RedisBusOptions = Static<typeof RedisBusOptionsSchema>
@@ -43,7 +51,7 @@ const checkOptions = compileOptions('redisBus options', RedisBusOptionsSchema)
 
 /** The options of a redis bus, checked, with their defaults. */
 export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBusOptions, 'client'>> & Pick<RedisBusOptions, 'client'> {
-  const { url, client, prefix, history, ttl } = checkOptions(options)
+  const { url, client, prefix, history, ttl, presenceInterval } = checkOptions(options)
   // The one rule that is a relation between options rather than a shape of one.
   if (url !== undefined && client !== undefined) throw new InvalidOptionError('url', 'cannot be given with client')
   // One XREAD over the keys of every channel fails with CROSSSLOT on a cluster: refused here
@@ -57,6 +65,7 @@ export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBu
     client,
     prefix: prefix ?? defaults.prefix.default,
     history: history ?? defaults.history.default,
-    ttl: ttl ?? defaults.ttl.default
+    ttl: ttl ?? defaults.ttl.default,
+    presenceInterval: presenceInterval ?? defaults.presenceInterval.default
   }
 }
