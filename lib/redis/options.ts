@@ -34,7 +34,14 @@ export const RedisBusOptionsSchema = Type.Object({
    * keys behind; a Last-Event-ID from before the key expired reads as a gap.
    * @default 86400000 (24 hours)
    */
-  ttl: Type.Optional(HistoryTtl({ default: 86_400_000 }))
+  ttl: Type.Optional(HistoryTtl({ default: 86_400_000 })),
+  /**
+   * Milliseconds a `publish()` may take, Redis outages included: within it, a publish waits for
+   * Redis and retries (never storing an event twice); past it, it rejects with
+   * `FST_ERR_CONDUIT_PUBLISH_TIMEOUT`, and the event is not stored, then or later.
+   * @default 5000
+   */
+  publishTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: 5000, errorMessage: 'must be a positive integer of milliseconds (at most 2147483647)' }))
 })
 /** Options of {@link redisBus}. Give `url` or `client`, not both. */
 export type RedisBusOptions = Static<typeof RedisBusOptionsSchema>
@@ -43,7 +50,7 @@ const checkOptions = compileOptions('redisBus options', RedisBusOptionsSchema)
 
 /** The options of a redis bus, checked, with their defaults. */
 export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBusOptions, 'client'>> & Pick<RedisBusOptions, 'client'> {
-  const { url, client, prefix, history, ttl } = checkOptions(options)
+  const { url, client, prefix, history, ttl, publishTimeout } = checkOptions(options)
   // The one rule that is a relation between options rather than a shape of one.
   if (url !== undefined && client !== undefined) throw new InvalidOptionError('url', 'cannot be given with client')
   // One XREAD over the keys of every channel fails with CROSSSLOT on a cluster: refused here
@@ -57,6 +64,7 @@ export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBu
     client,
     prefix: prefix ?? defaults.prefix.default,
     history: history ?? defaults.history.default,
-    ttl: ttl ?? defaults.ttl.default
+    ttl: ttl ?? defaults.ttl.default,
+    publishTimeout: publishTimeout ?? defaults.publishTimeout.default
   }
 }
