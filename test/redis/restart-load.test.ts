@@ -92,8 +92,9 @@ async function loadAcrossRestart (t: Test, aof: boolean): Promise<Run> {
 
   // RATE events a second, as many each tick as are due (timers run late on a loaded machine).
   const started = Date.now()
+  const base = n
   const ticker = setInterval(() => {
-    const due = Math.floor((Date.now() - started) * RATE / 1000) + 1 - n
+    const due = base + Math.floor((Date.now() - started) * RATE / 1000) - n
     for (let i = 0; i < due; i++) publishes.push(publish())
   }, 10)
   const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
