@@ -37,7 +37,7 @@ return id`
 const PUBLISH_SHA = createHash('sha1').update(PUBLISH_SCRIPT).digest('hex')
 
 // Retries after the client gave up on a command (or refused it: no offline queue) wait 20 ms,
-// doubling to 1 s, within the deadline: an outage is not hammered with commands.
+// doubling to 1 s, until the bound: an outage is not hammered with commands.
 const RETRY_MIN_MS = 20
 const RETRY_MAX_MS = 1000
 // Errors Redis answers while it cannot serve yet; the command may be retried as it is.
@@ -46,7 +46,6 @@ const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY) /
 /** One publish in flight: what its retries need, and how it ended. */
 interface Attempt {
   readonly args: Array<string | number>
-  readonly giveUpAt: number
   settled: boolean
   /** The last error met, given as the timeout's cause. */
   last: unknown
@@ -89,7 +88,7 @@ export class Publisher {
     const deadline = now + this.#offset + this.#timeout - this.#margin
     const args = [key, this.#tokens + (this.#count++).toString(36), deadline, history, ttl === false ? 0 : ttl, body]
     if (json !== undefined) args.push(json)
-    const attempt: Attempt = { args, giveUpAt: now + this.#timeout, settled: false, last: undefined }
+    const attempt: Attempt = { args, settled: false, last: undefined }
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<never>((resolve, reject) => {
       timer = setTimeout(() => reject(this.#timedOut(channel, attempt)), this.#timeout)
@@ -110,10 +109,8 @@ export class Publisher {
       } catch (err) {
         if (!retryable(err)) throw err
         attempt.last = err
-        const wait = Math.min(RETRY_MIN_MS * 2 ** failures, RETRY_MAX_MS, attempt.giveUpAt - Date.now())
-        // The timer rejects the publish at the bound; this loop only has to stop.
-        if (attempt.settled || wait <= 0) throw this.#timedOut(channel, attempt)
-        await new Promise((resolve) => setTimeout(resolve, wait).unref())
+        await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_MIN_MS * 2 ** failures, RETRY_MAX_MS)).unref())
+        // The timer rejected the publish at the bound meanwhile: this loop only has to stop.
         if (attempt.settled) throw this.#timedOut(channel, attempt)
         continue
       }

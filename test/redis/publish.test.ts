@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -31,7 +32,10 @@ if (!hasRedisServer) {
     t.teardown(() => killRedis(server.redis))
     const url = `redis://127.0.0.1:${port}`
     const own = client?.(url)
-    if (own !== undefined) t.teardown(() => own.disconnect())
+    if (own !== undefined) {
+      t.teardown(() => own.disconnect())
+      if (own.status !== 'ready') await once(own, 'ready')
+    }
     const bus = redisBus(own === undefined ? { url, publishTimeout } : { client: own, publishTimeout })
     await bus.ready()
     t.teardown(() => bus.close())
@@ -120,6 +124,20 @@ if (!hasRedisServer) {
     server.redis = await startRedis(port, ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir])
     await bus.publish(channel, 'data: back\n\n', 100)
     t.same(await stored(), ['data: before\n\n', 'data: across\n\n', 'data: back\n\n'], 'the rejected event was never stored')
+  })
+
+  t.test('a client without an offline queue refuses commands while Redis is down: retried with backoff until the bound', async (t) => {
+    const { port, server, bus, channel, stored } = await setup(t, 400, (url) => {
+      const client = new Redis(url, { enableOfflineQueue: false, retryStrategy: () => 50 })
+      client.on('error', () => {})
+      return client
+    })
+    await shutdownRedis(server.redis, port)
+    const err = await bus.publish(channel, 'data: refused\n\n', 100).then(() => undefined, (err: unknown) => err as Error & { code: string })
+    t.equal(err?.code, 'FST_ERR_CONDUIT_PUBLISH_TIMEOUT')
+    t.match(err?.cause, { message: /enableOfflineQueue/ }, 'the cause: what the client answered')
+    server.redis = await startRedis(port, ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', redisDir(t)])
+    t.same(await stored(), [], 'nothing stored')
   })
 
   t.test('a command error is not retried: FST_ERR_CONDUIT_BUS at once', async (t) => {
