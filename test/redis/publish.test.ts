@@ -47,7 +47,7 @@ if (!hasRedisServer) {
       return entries.map(([, fields]) => fields[1])
     }
     t.teardown(() => admin.disconnect())
-    return { port, dir, server, url, bus, channel, stored }
+    return { port, dir, server, url, bus, channel, stored, own }
   }
 
   t.test('Redis stalled (SIGSTOP) past the bound: publish rejects at the bound, and the event is never stored', async (t) => {
@@ -102,7 +102,7 @@ if (!hasRedisServer) {
   t.test('Redis restarted (AOF) while the client gives up at once: publish retries, stores once, or rejects at the bound', async (t) => {
     // A client of the application's that rejects queued commands at the first failed
     // reconnection: the bus retries them itself, within publishTimeout.
-    const { port, dir, server, bus, channel, stored } = await setup(t, 1500, (url) => {
+    const { port, dir, server, bus, channel, stored, own } = await setup(t, 1500, (url) => {
       const client = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => 50 })
       client.on('error', () => {})
       return client
@@ -116,6 +116,7 @@ if (!hasRedisServer) {
     t.same(await stored(), ['data: before\n\n', 'data: across\n\n'], 'stored once, after the restart')
 
     await shutdownRedis(server.redis, port)
+    if (own?.status === 'ready') await once(own, 'close')
     const started = Date.now()
     const err = await bus.publish(channel, 'data: lost\n\n', 100).then(() => undefined, (err: unknown) => err as Error & { code: string })
     t.equal(err?.code, 'FST_ERR_CONDUIT_PUBLISH_TIMEOUT', 'rejected at the bound')
@@ -127,12 +128,14 @@ if (!hasRedisServer) {
   })
 
   t.test('a client without an offline queue refuses commands while Redis is down: retried with backoff until the bound', async (t) => {
-    const { port, server, bus, channel, stored } = await setup(t, 400, (url) => {
+    const { port, server, bus, channel, stored, own } = await setup(t, 400, (url) => {
       const client = new Redis(url, { enableOfflineQueue: false, retryStrategy: () => 50 })
       client.on('error', () => {})
       return client
     })
     await shutdownRedis(server.redis, port)
+    // Once the client knows (a command written before would wait for the reconnection).
+    if (own?.status === 'ready') await once(own, 'close')
     const err = await bus.publish(channel, 'data: refused\n\n', 100).then(() => undefined, (err: unknown) => err as Error & { code: string })
     t.equal(err?.code, 'FST_ERR_CONDUIT_PUBLISH_TIMEOUT')
     t.match(err?.cause, { message: /enableOfflineQueue/ }, 'the cause: what the client answered')
