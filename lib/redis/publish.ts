@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import { noop } from '../channel/noop.js'
 import { PublishTimeoutError } from '../errors.js'
 
 /**
@@ -44,11 +45,18 @@ const RETRY_MAX_MS = 1000
 const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY) /
 
 /** One publish in flight: what its retries need, and how it ended. */
-interface Attempt {
+interface Pending {
+  readonly channel: string
   readonly args: Array<string | number>
+  /** When publish() rejects, on performance.now()'s clock (which never steps back). */
+  readonly expiresAt: number
   settled: boolean
   /** The last error met, given as the timeout's cause. */
   last: unknown
+  readonly resolve: (id: string) => void
+  readonly reject: (err: unknown) => void
+  /** The publish made after this one, while this one is queued. */
+  next: Pending | undefined
 }
 
 /** The publishes of one redisBus: tokens, deadlines, retries (see PUBLISH_SCRIPT). */
@@ -61,6 +69,12 @@ export class Publisher {
   #count = 0
   /** Redis's clock minus ours, in ms, as TIME measured it at the last (re)connection. */
   #offset = 0
+  // Publishes in call order, a list from #oldest to #newest: with one timeout for all, also in
+  // order of their bound, so one timer (for the oldest) serves them all, instead of one timer
+  // per publish. Settled ones leave it once those before them have.
+  #oldest: Pending | undefined
+  #newest: Pending | undefined
+  #timer: NodeJS.Timeout | undefined
 
   constructor (prefix: string, timeout: number, url: string) {
     this.#timeout = timeout
@@ -84,44 +98,63 @@ export class Publisher {
    * retrying cannot cure (the caller wraps it).
    */
   publish (client: Redis, channel: string, key: string, body: string, history: number, ttl: number | false, json: string | undefined): Promise<string> {
-    const now = Date.now()
-    const deadline = now + this.#offset + this.#timeout - this.#margin
+    const deadline = Date.now() + this.#offset + this.#timeout - this.#margin
     const args = [key, this.#tokens + (this.#count++).toString(36), deadline, history, ttl === false ? 0 : ttl, body]
     if (json !== undefined) args.push(json)
-    const attempt: Attempt = { args, settled: false, last: undefined }
-    let timer: NodeJS.Timeout | undefined
-    const timedOut = new Promise<never>((resolve, reject) => {
-      timer = setTimeout(() => reject(this.#timedOut(channel, attempt)), this.#timeout)
-      // The bus's close() settles the caller; a timer left behind must not hold the process.
-      timer.unref()
-    })
-    return Promise.race([this.#attempt(client, channel, attempt), timedOut]).finally(() => {
-      attempt.settled = true
-      clearTimeout(timer)
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { channel, args, expiresAt: performance.now() + this.#timeout, settled: false, last: undefined, resolve, reject, next: undefined }
+      if (this.#newest === undefined) this.#oldest = pending
+      else this.#newest.next = pending
+      this.#newest = pending
+      // The bus's close() settles the callers; the timer must not hold the process meanwhile.
+      this.#timer ??= setTimeout(this.#expire, this.#timeout).unref()
+      this.#attempt(client, pending).catch(noop)
     })
   }
 
-  async #attempt (client: Redis, channel: string, attempt: Attempt): Promise<string> {
+  async #attempt (client: Redis, pending: Pending): Promise<void> {
     for (let failures = 0; ; failures++) {
       let id: string | null
       try {
-        id = await evaluate(client, attempt.args)
+        id = await evaluate(client, pending.args)
       } catch (err) {
-        if (!retryable(err)) throw err
-        attempt.last = err
+        if (!retryable(err)) return this.#settle(pending, undefined, err)
+        pending.last = err
         await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_MIN_MS * 2 ** failures, RETRY_MAX_MS)).unref())
-        // The timer rejected the publish at the bound meanwhile: this loop only has to stop.
-        if (attempt.settled) throw this.#timedOut(channel, attempt)
+        // The bound passed meanwhile: the publish was rejected, this loop only has to stop.
+        if (pending.settled) return
         continue
       }
       // Null: Redis found the deadline past, and stored nothing.
-      if (id === null) throw this.#timedOut(channel, attempt)
-      return id
+      return id === null ? this.#settle(pending, undefined, this.#timedOut(pending)) : this.#settle(pending, id)
     }
   }
 
-  #timedOut (channel: string, attempt: Attempt): Error {
-    return new PublishTimeoutError(channel, this.#timeout, this.#url, { cause: attempt.last })
+  /** Resolves (with `id`) or rejects (with `err`) a publish once, and forgets the oldest ones settled. */
+  #settle (pending: Pending, id: string | undefined, err?: unknown): void {
+    if (pending.settled) return
+    pending.settled = true
+    if (id === undefined) pending.reject(err)
+    else pending.resolve(id)
+    while (this.#oldest?.settled === true) this.#oldest = this.#oldest.next
+    if (this.#oldest === undefined) this.#newest = undefined
+  }
+
+  /** The timer: rejects the publishes past their bound, then waits for the oldest left. */
+  readonly #expire = (): void => {
+    this.#timer = undefined
+    const now = performance.now()
+    for (let oldest = this.#oldest; oldest !== undefined; oldest = this.#oldest) {
+      if (oldest.expiresAt > now) {
+        this.#timer = setTimeout(this.#expire, oldest.expiresAt - now).unref()
+        return
+      }
+      this.#settle(oldest, undefined, this.#timedOut(oldest))
+    }
+  }
+
+  #timedOut (pending: Pending): Error {
+    return new PublishTimeoutError(pending.channel, this.#timeout, this.#url, { cause: pending.last })
   }
 }
 

@@ -143,6 +143,18 @@ if (!hasRedisServer) {
     t.same(await stored(), [], 'nothing stored')
   })
 
+  t.test('publishes in flight together: each stored once, in call order, under the id it resolved to', async (t) => {
+    const { bus, channel, url } = await setup(t, 5000)
+    const bodies = Array.from({ length: 2000 }, (_, n) => `data: ${n}\n\n`)
+    const ids = await Promise.all(bodies.map((body) => bus.publish(channel, body, 10_000)))
+    const admin = testClient(url)
+    await admin.connect()
+    t.teardown(() => admin.disconnect())
+    const entries = await admin.xrange(PREFIX + channel, '-', '+')
+    t.same(entries.map(([, fields]) => fields[1]), bodies)
+    t.same(entries.map(([id]) => id), ids)
+  })
+
   t.test('a command error is not retried: FST_ERR_CONDUIT_BUS at once', async (t) => {
     const { bus, channel, url } = await setup(t, 5000)
     const admin = testClient(url)
