@@ -38,7 +38,9 @@ export const RedisBusOptionsSchema = Type.Object({
   /**
    * Milliseconds a `publish()` may take, Redis outages included: within it, a publish waits for
    * Redis and retries (never storing an event twice); past it, it rejects with
-   * `FST_ERR_CONDUIT_PUBLISH_TIMEOUT`, and the event is not stored, then or later.
+   * `FST_ERR_CONDUIT_PUBLISH_TIMEOUT`, and the event is not stored, then or later (one
+   * exception: a reply delayed after Redis stored in time; see the README, "Publishing during
+   * an outage").
    * @default 5000
    */
   publishTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: 5000, errorMessage: 'must be a positive integer of milliseconds (at most 2147483647)' }))

@@ -89,6 +89,18 @@ export async function deleteKeys (prefix: string, url = REDIS_URL): Promise<void
 export const hasRedisServer = spawnSync(REDIS_SERVER, ['--version']).status === 0
 
 /**
+ * True when the redis-server binary runs, for the tests that start their own (`what` names
+ * them). Otherwise fails the file under CI=true, or skips it with a visible reason.
+ */
+export function needRedisServer (t: Skippable, what: string): boolean {
+  if (hasRedisServer) return true
+  const reason = `no redis-server binary on PATH (or REDIS_SERVER) for ${what}`
+  if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires it')
+  else t.skip(reason, () => {})
+  return false
+}
+
+/**
  * A redis-server child of this test on `port` (never the shared one), without persistence
  * unless `args` say otherwise; resolved once it accepts connections.
  */

@@ -4,7 +4,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { redisBus } from '../../lib/redis/index.js'
 import { freePort, uniqueName } from '../support/index.js'
-import { hasRedisServer, killRedis, redisDir, replyDroppingProxy, REQUIRE_REDIS, shutdownRedis, startRedis, testClient } from './helpers.js'
+import { killRedis, needRedisServer, redisDir, replyDroppingProxy, shutdownRedis, startRedis, testClient } from './helpers.js'
 
 // publish() during an outage: bounded by publishTimeout, and never stored twice. Each test
 // starts a redis-server of its own (never the shared one), stops or stalls it mid-publish,
@@ -19,11 +19,7 @@ t.test('publishTimeout is checked', async (t) => {
   }
 })
 
-if (!hasRedisServer) {
-  const reason = 'the publish outage tests need the redis-server binary on PATH (or REDIS_SERVER)'
-  if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires it')
-  else t.skip(reason, () => {})
-} else {
+if (needRedisServer(t, 'the publish outage tests')) {
   /** A redis-server of this test, a bus on it, and a plain client to count entries. */
   async function setup (t: Test, publishTimeout: number, client?: (url: string) => Redis) {
     const port = await freePort()

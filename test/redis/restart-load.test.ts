@@ -7,7 +7,7 @@ import type { Channel } from '../../lib/index.js'
 import { redisBus } from '../../lib/redis/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { eventually, FrameReader, freePort, startApp, uniqueName } from '../support/index.js'
-import { hasRedisServer, killRedis, redisDir, REQUIRE_REDIS, shutdownRedis, startRedis, testPrefix } from './helpers.js'
+import { killRedis, needRedisServer, redisDir, shutdownRedis, startRedis, testPrefix } from './helpers.js'
 
 // Redis restarted under load: two Fastify instances on one Redis of this test's own, each
 // publishing half of 500 events/s on one channel, read by our client and by the `eventsource`
@@ -139,11 +139,7 @@ function compareIds (a: string, b: string): number {
   return ms1 !== ms2 ? (ms1 < ms2 ? -1 : 1) : (seq1 < seq2 ? -1 : seq1 > seq2 ? 1 : 0)
 }
 
-if (!hasRedisServer) {
-  const reason = 'the Redis restart-under-load tests need the redis-server binary on PATH (or REDIS_SERVER)'
-  if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires it')
-  else t.skip(reason, () => {})
-} else {
+if (needRedisServer(t, 'the Redis restart-under-load tests')) {
   t.test('with AOF (appendfsync always): connected subscribers lose nothing, see nothing twice; publish() neither hangs nor duplicates', async (t) => {
     const run = await loadAcrossRestart(t, true)
     t.equal(run.rejected.size, 0, 'every publish() resolved (the restart is shorter than publishTimeout)')

@@ -4,7 +4,7 @@ import t from 'tap'
 import { connect } from '../../lib/client/index.ts'
 import { redisBus } from '../../lib/redis/index.js'
 import { eventually, freePort, startApp, uniqueName } from '../support/index.js'
-import { hasRedisServer, killRedis, redisDir, REQUIRE_REDIS, shutdownRedis, startRedis, testPrefix } from './helpers.js'
+import { killRedis, needRedisServer, redisDir, shutdownRedis, startRedis, testPrefix } from './helpers.js'
 
 // A resumable stream whose Redis restarts (AOF, same directory) while its source generates on
 // instance A: the source goes on (its appends wait for Redis, within publishTimeout), and
@@ -25,11 +25,7 @@ async function readAll (url: string): Promise<string[]> {
   return texts
 }
 
-if (!hasRedisServer) {
-  const reason = 'the resumable-stream restart test needs the redis-server binary on PATH (or REDIS_SERVER)'
-  if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires it')
-  else t.skip(reason, () => {})
-} else {
+if (needRedisServer(t, 'the resumable-stream restart test')) {
   t.test('Redis restarted (AOF) mid-generation: the record is complete, readers get every event once and the end', async (t) => {
     const port = await freePort()
     const dir = redisDir(t)
