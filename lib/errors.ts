@@ -122,6 +122,18 @@ export const BusError = createError<[string, { cause: unknown }?]>(
   500
 )
 
+/**
+ * A redisBus `publish()` did not get Redis to store the event within `publishTimeout` ms (Redis
+ * down, restarting or stalled). The event was not stored and never will be: Redis checks the
+ * deadline itself before storing (see the README, "Publishing during an outage"). Carries
+ * `cause`: the last error met, if any.
+ */
+export const PublishTimeoutError = createError<[string, number, string, { cause: unknown }?]>(
+  'FST_ERR_CONDUIT_PUBLISH_TIMEOUT',
+  'fastify-conduit: publishing to "%s" timed out after %d ms (Redis at %s)',
+  503
+)
+
 /** The server or the bus is closing: no more publishing or subscribing. */
 export const ClosedError = createError<[string]>(
   'FST_ERR_CONDUIT_CLOSED',

@@ -8,6 +8,7 @@ import { loadIoredis } from './client.js'
 import { resolveRedisBusOptions } from './options.js'
 import { Presence } from './presence.js'
 import type { RedisBusOptions } from './options.js'
+import { Publisher } from './publish.js'
 
 /** One channel (stream key) this instance listens to. */
 interface Stream {
@@ -62,7 +63,8 @@ export interface RedisBus extends Bus {
  * them with Last-Event-ID resumes without loss (within the history) or duplicates.
  *
  * - A channel is a stream `<prefix><name>`; publish is one `XADD … MAXLEN ~ <history>`, whose
- *   id (`<ms>-<seq>`) is the event's id. An entry's fields are `frame` (the event as written
+ *   id (`<ms>-<seq>`) is the event's id, run by a script that makes it idempotent and bounded
+ *   by `publishTimeout` (see publish.ts). An entry's fields are `frame` (the event as written
  *   to clients, without its id) and, for string data, `json` (the string as JSON, so that
  *   subscribers get it back exactly).
  * - Each instance reads all its channels with one blocking `XREAD` on one dedicated
@@ -91,6 +93,9 @@ class RedisStreamsBus implements RedisBus {
   readonly #client: Redis | undefined
   readonly #prefix: string
   readonly #ttl: number | false
+  readonly #publisher: Publisher
+  /** Re-measures Redis's clock after a reconnection (see Publisher.syncClock). */
+  #syncClock: () => void = noop
   /** Every channel listened to, by stream key. */
   readonly #streams = new Map<string, Stream>()
   /** Those of them positioned, which the read loop reads. */
@@ -121,7 +126,7 @@ class RedisStreamsBus implements RedisBus {
   constructor (options: RedisBusOptions) {
     this.#closing = new Promise<never>((resolve, reject) => { this.#rejectClosing = reject })
     this.#closing.catch(noop)
-    const { url, client, prefix, history, ttl, presenceInterval } = resolveRedisBusOptions(options)
+    const { url, client, prefix, history, ttl, presenceInterval, publishTimeout } = resolveRedisBusOptions(options)
     this.#presence = new Presence(prefix, presenceInterval, (what, command) => this.#run(what, command), (err) => {
       this.#log?.warn({ err, redis: this.#url }, 'fastify-conduit: could not publish subscriber counts to Redis; retrying at the next interval')
     })
@@ -131,6 +136,7 @@ class RedisStreamsBus implements RedisBus {
     this.#url = client === undefined ? redact(this.#connectUrl) : `redis://${client.options.host}:${client.options.port}`
     this.#prefix = prefix
     this.history = history
+    this.#publisher = new Publisher(prefix, publishTimeout, this.#url)
   }
 
   async ready (log?: BusLogger): Promise<void> {
@@ -140,16 +146,10 @@ class RedisStreamsBus implements RedisBus {
   }
 
   publish (channel: string, body: string, history: number, json?: string): Promise<string> {
-    const key = this.#prefix + channel
-    return this.#run(`cannot publish to "${channel}"`, (command) => {
-      const added = (json === undefined
-        ? command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body)
-        : command.xadd(key, 'MAXLEN', '~', history, '*', FRAME, body, JSON_FIELD, json)) as Promise<string>
-      // Sent right behind the XADD on the same connection (no round trip waited for); a key
-      // that could not be given its expiry keeps the previous one, or none.
-      if (this.#ttl !== false) command.pexpire(key, this.#ttl).catch(noop)
-      return added
-    })
+    // One script does the XADD and the PEXPIRE, once per publish and within publishTimeout,
+    // whatever the outage (see publish.ts).
+    return this.#run(`cannot publish to "${channel}"`, (command) =>
+      this.#publisher.publish(command, channel, this.#prefix + channel, body, history, this.#ttl, json))
   }
 
   listen (channel: string, listener: BusListener, onGap?: () => void): BusListening {
@@ -280,6 +280,7 @@ class RedisStreamsBus implements RedisBus {
     // call was rejected above, and the read loop sees the bus closed.
     this.#reader?.disconnect()
     if (this.#client === undefined) command.disconnect()
+    else command.off('ready', this.#syncClock)
   }
 
   /**
@@ -292,7 +293,8 @@ class RedisStreamsBus implements RedisBus {
     try {
       return await Promise.race([command(client), this.#closing])
     } catch (err) {
-      if ((err as { code?: string }).code === 'FST_ERR_CONDUIT_CLOSED') throw err
+      const code = (err as { code?: string }).code
+      if (code === 'FST_ERR_CONDUIT_CLOSED' || code === 'FST_ERR_CONDUIT_PUBLISH_TIMEOUT') throw err
       throw new BusError(`${what} on Redis at ${this.#url}: ${(err as Error).message}`, { cause: err })
     }
   }
@@ -328,6 +330,7 @@ class RedisStreamsBus implements RedisBus {
       // that refuses INFO is taken for a plain one.)
       clustered = /^cluster_enabled:1/m.test(String(await command.info('cluster').catch(noop)))
       if (clustered) throw new Error('it runs in cluster mode, which redisBus does not support: give it one Redis server')
+      await this.#publisher.syncClock(command)
       await reader.connect()
     } catch (err) {
       reader.disconnect()
@@ -336,6 +339,8 @@ class RedisStreamsBus implements RedisBus {
       const reason = clustered ? err as Error : this.#lastError ?? err as Error
       throw new BusError(`cannot ${clustered ? 'use' : 'reach'} Redis at ${this.#url}: ${reason.message}`, { cause: reason })
     }
+    this.#syncClock = () => { this.#publisher.syncClock(command).catch(noop) }
+    command.on('ready', this.#syncClock)
     this.#reader = reader
     this.#command = command
     this.#read(reader).catch((err: unknown) => {

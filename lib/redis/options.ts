@@ -42,7 +42,16 @@ export const RedisBusOptionsSchema = Type.Object({
    * another instance's count is at most one interval (plus a round trip) old.
    * @default 5000
    */
-  presenceInterval: Type.Optional(Type.Integer({ minimum: 10, maximum: 2 ** 31 - 1, default: 5000, errorMessage: 'must be an integer of milliseconds from 10 to 2^31 - 1' }))
+  presenceInterval: Type.Optional(Type.Integer({ minimum: 10, maximum: 2 ** 31 - 1, default: 5000, errorMessage: 'must be an integer of milliseconds from 10 to 2^31 - 1' })),
+  /**
+   * Milliseconds a `publish()` may take, Redis outages included: within it, a publish waits for
+   * Redis and retries (never storing an event twice); past it, it rejects with
+   * `FST_ERR_CONDUIT_PUBLISH_TIMEOUT`, and the event is not stored, then or later (one
+   * exception: a reply delayed after Redis stored in time; see the README, "Publishing during
+   * an outage").
+   * @default 5000
+   */
+  publishTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: 5000, errorMessage: 'must be a positive integer of milliseconds (at most 2147483647)' }))
 })
 /** Options of {@link redisBus}. Give `url` or `client`, not both. */
 export type RedisBusOptions = Static<typeof RedisBusOptionsSchema>
@@ -51,7 +60,7 @@ const checkOptions = compileOptions('redisBus options', RedisBusOptionsSchema)
 
 /** The options of a redis bus, checked, with their defaults. */
 export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBusOptions, 'client'>> & Pick<RedisBusOptions, 'client'> {
-  const { url, client, prefix, history, ttl, presenceInterval } = checkOptions(options)
+  const { url, client, prefix, history, ttl, presenceInterval, publishTimeout } = checkOptions(options)
   // The one rule that is a relation between options rather than a shape of one.
   if (url !== undefined && client !== undefined) throw new InvalidOptionError('url', 'cannot be given with client')
   // One XREAD over the keys of every channel fails with CROSSSLOT on a cluster: refused here
@@ -66,6 +75,7 @@ export function resolveRedisBusOptions (options: unknown): Required<Omit<RedisBu
     prefix: prefix ?? defaults.prefix.default,
     history: history ?? defaults.history.default,
     ttl: ttl ?? defaults.ttl.default,
-    presenceInterval: presenceInterval ?? defaults.presenceInterval.default
+    presenceInterval: presenceInterval ?? defaults.presenceInterval.default,
+    publishTimeout: publishTimeout ?? defaults.publishTimeout.default
   }
 }

@@ -9,7 +9,7 @@ import type { Channel } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { redisBus } from '../../lib/redis/index.js'
 import { FrameReader, freePort, LogCapture, startApp, uniqueName } from '../support/index.js'
-import { deleteKeys, hasRedisServer, killRedis, needRedis, REDIS_URL, REQUIRE_REDIS, startRedis, testClient, testPrefix } from './helpers.js'
+import { deleteKeys, killRedis, needRedis, needRedisServer, REDIS_URL, startRedis, testClient, testPrefix } from './helpers.js'
 
 // Redis failure modes: what redisBus refuses, and how its shared read loop survives failures.
 
@@ -19,11 +19,7 @@ t.test('a Redis Cluster client is refused when the bus is made, with a coded err
   cluster.disconnect()
 })
 
-if (!hasRedisServer) {
-  const reason = 'the cluster-mode test needs the redis-server binary on PATH (or REDIS_SERVER)'
-  if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires it')
-  else t.skip(reason, () => {})
-} else {
+if (needRedisServer(t, 'the cluster-mode test')) {
   t.test('a Redis in cluster mode fails app.ready() with FST_ERR_CONDUIT_BUS', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'conduit-cluster-'))
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))

@@ -2,6 +2,11 @@ import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { connect, createServer } from 'node:net'
+import type { Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { Teardown } from '../support/index.js'
 
@@ -84,6 +89,18 @@ export async function deleteKeys (prefix: string, url = REDIS_URL): Promise<void
 export const hasRedisServer = spawnSync(REDIS_SERVER, ['--version']).status === 0
 
 /**
+ * True when the redis-server binary runs, for the tests that start their own (`what` names
+ * them). Otherwise fails the file under CI=true, or skips it with a visible reason.
+ */
+export function needRedisServer (t: Skippable, what: string): boolean {
+  if (hasRedisServer) return true
+  const reason = `no redis-server binary on PATH (or REDIS_SERVER) for ${what}`
+  if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires it')
+  else t.skip(reason, () => {})
+  return false
+}
+
+/**
  * A redis-server child of this test on `port` (never the shared one), without persistence
  * unless `args` say otherwise; resolved once it accepts connections.
  */
@@ -109,4 +126,65 @@ export async function killRedis (child: ChildProcess): Promise<void> {
   const exited = once(child, 'exit')
   child.kill('SIGKILL')
   await exited
+}
+
+/** A directory of its own for a redis-server's AOF, removed when the test ends. */
+export function redisDir (t: Teardown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'conduit-redis-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Stops a redis-server started by startRedis as an operator would: SHUTDOWN (AOF written), then its exit. */
+export async function shutdownRedis (child: ChildProcess, port: number): Promise<void> {
+  const exited = once(child, 'exit')
+  const client = testClient(`redis://127.0.0.1:${port}`)
+  await client.connect()
+  // Redis closes the connection instead of answering.
+  await client.shutdown().catch(() => {})
+  client.disconnect()
+  await exited
+}
+
+/**
+ * A TCP proxy in front of a Redis, to lose replies as a network would: while `holdReplies` is
+ * set, what Redis answers is dropped; `cut()` then closes every connection (as a dropped link),
+ * and clients reconnect through the proxy.
+ */
+export interface ReplyDroppingProxy {
+  readonly url: string
+  holdReplies: boolean
+  cut (): void
+}
+
+export async function replyDroppingProxy (t: Teardown, redisPort: number): Promise<ReplyDroppingProxy> {
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const redis = connect(redisPort, '127.0.0.1')
+    sockets.add(client).add(redis)
+    client.on('data', (chunk) => redis.write(chunk))
+    redis.on('data', (chunk) => { if (!proxy.holdReplies) client.write(chunk) })
+    for (const [socket, other] of [[client, redis], [redis, client]]) {
+      socket.on('error', () => {})
+      socket.on('close', () => {
+        sockets.delete(socket)
+        other.destroy()
+      })
+    }
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const proxy: ReplyDroppingProxy = {
+    url: `redis://127.0.0.1:${(server.address() as { port: number }).port}`,
+    holdReplies: false,
+    cut () {
+      for (const socket of sockets) socket.destroy()
+    }
+  }
+  t.teardown(async () => {
+    proxy.cut()
+    server.close()
+    await once(server, 'close')
+  })
+  return proxy
 }

@@ -3,16 +3,12 @@ import type { Channel } from '../../lib/index.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { redisBus } from '../../lib/redis/index.js'
 import { FrameReader, freePort, LogCapture, startApp, take } from '../support/index.js'
-import { hasRedisServer, killRedis, REQUIRE_REDIS, startRedis, testPrefix } from './helpers.js'
+import { killRedis, needRedisServer, startRedis, testPrefix } from './helpers.js'
 
 // Restarts a Redis of its own (never the shared one on 6379): kill -9, then a new server on
 // the same port, empty as a Redis without persistence comes back.
 
-if (!hasRedisServer) {
-  const reason = 'the Redis restart test needs the redis-server binary on PATH'
-  if (REQUIRE_REDIS) t.fail(reason + ', and CI=true requires it')
-  else t.skip(reason, () => {})
-} else {
+if (needRedisServer(t, 'the Redis restart test')) {
   t.test('Redis restarted mid-stream: subscribers lose nothing published meanwhile', async (t) => {
     const port = await freePort()
     let redis = await startRedis(port)
