@@ -102,10 +102,32 @@ export class Subscriber implements Receiver {
     try {
       return (filter as (message: unknown) => boolean)(message) === true
     } catch (err) {
-      this.#host.log.error({ err, channel: this.#host.name }, 'fastify-conduit: a channel subscriber\'s where() predicate threw; that subscriber is ended')
-      this.#end(err as Error)
+      this.#threw(err as Error)
       return false
     }
+  }
+
+  /**
+   * {@link selects} over a whole batch at once (the live path of filtered streams): sets
+   * `mask[i]` to 1 for each message selected, 0 otherwise, and returns how many were. One
+   * try/catch per batch, not per message; a filter that throws ends this subscriber (logged)
+   * and selects nothing.
+   */
+  selectBatch (messages: readonly unknown[], mask: Uint8Array): number {
+    const filter = this.filter as (message: unknown) => boolean
+    let selected = 0
+    try {
+      for (let i = 0; i < messages.length; i++) {
+        const message = messages[i]
+        const keep = message !== undefined && filter(message) === true ? 1 : 0
+        mask[i] = keep
+        selected += keep
+      }
+    } catch (err) {
+      this.#threw(err as Error)
+      return 0
+    }
+    return selected
   }
 
   /** Queues a message (decoded, selected) in its iterator, counted as sent unless refused. */
@@ -249,6 +271,11 @@ export class Subscriber implements Receiver {
 
   #decode (entry: Entry): unknown {
     return decodeMessage(entry, this.#host.name, this.#host.log)
+  }
+
+  #threw (err: Error): void {
+    this.#host.log.error({ err, channel: this.#host.name }, 'fastify-conduit: a channel subscriber\'s where() predicate threw; that subscriber is ended')
+    this.#end(err)
   }
 
   #end (err: Error): void {
