@@ -4,7 +4,7 @@
 //   -> { type: 'result', ns, events, bytes } | { type: 'unavailable', reason }
 // Inputs (`input`), the same bytes for both, made from a fixed seed:
 //   'small'  the bench's tick events (~55 bytes), in 64 KiB chunks (a fast server's writes)
-//   'large'  events of 16 KiB of JSON data each, in 64 KiB chunks
+//   'large'  events of ~14 KB of JSON data each (non-ASCII text in it), in 64 KiB chunks
 //   'split'  the small events (some with multibyte text) cut into random chunks of 1 to 64 bytes (a slow, chunky proxy),
 //            some cuts falling inside a line, a CRLF or a multibyte character
 // Both parsers start from bytes, as a client gets them from fetch: eventsource-parser parses

@@ -97,7 +97,7 @@ function title (s) {
   if (s.kind === 'stream') return `one stream, ${n(s.events)} events`
   if (s.kind === 'broadcast') return `broadcast, ${n(s.clients)} clients × ${n(s.events)} events`
   if (s.kind === 'parser') {
-    return { small: `parser, ${n(s.events)} small events`, large: `parser, ${n(s.events)} events of 16 KB`, split: `parser, ${n(s.events)} events in 1–64-byte chunks` }[s.input]
+    return { small: `parser, ${n(s.events)} small events`, large: `parser, ${n(s.events)} events of ~14 KB`, split: `parser, ${n(s.events)} events in 1–64-byte chunks` }[s.input]
   }
   return `${n(s.clients)} idle streams`
 }

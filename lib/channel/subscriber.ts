@@ -54,7 +54,9 @@ export class Subscriber implements Receiver {
   #iterator: Subscription<unknown> | undefined
   #signal: AbortSignal | undefined
   #onLeave: (() => void) | undefined
-  readonly #abort = (): void => { this.close() }
+  // Made only for an iterator given a signal: a stream's subscriber (most of an idle server's
+  // memory) never needs it.
+  #abort: (() => void) | undefined
 
   constructor (host: SubscriberHost, filter: Predicate | undefined) {
     this.#host = host
@@ -84,6 +86,7 @@ export class Subscriber implements Receiver {
     this.#iterator = iterator
     if (signal !== undefined) {
       this.#signal = signal
+      this.#abort = () => { this.close() }
       signal.addEventListener('abort', this.#abort, { once: true })
     }
     return iterator
@@ -212,7 +215,7 @@ export class Subscriber implements Receiver {
   detach (): void {
     if (this.left) return
     this.left = true
-    this.#signal?.removeEventListener('abort', this.#abort)
+    this.#signal?.removeEventListener('abort', this.#abort as () => void)
     this.#host.fanOut.unsubscribe(this)
     this.#host.seam.leave(this)
     this.#host.release()
