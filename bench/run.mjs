@@ -1,5 +1,5 @@
-// npm run bench [-- --quick] [-- --markdown] [-- --runs 5] [-- --only stream-1m,idle]
-//   [-- --contenders conduit,raw-coalesced] [-- --cpu-prof]
+// npm run bench [-- --quick] [-- --markdown] [-- --runs 5] [-- --only stream-1m,idle,parser]
+//   [-- --contenders conduit,raw-coalesced] [-- --cpu-prof] [-- --compare ../other-checkout]
 //
 // Runs every contender through every scenario, each server and the load client in their own
 // process, contenders alternated run by run; prints markdown tables (medians and min–max over

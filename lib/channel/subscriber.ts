@@ -101,7 +101,8 @@ export class Subscriber implements Receiver {
   selects (message: unknown): boolean {
     const filter = this.filter
     if (filter === undefined) return true
-    if (message === undefined || this.left) return false
+    // Called only while it is on the channel (a subscriber that left is skipped before).
+    if (message === undefined) return false
     try {
       return (filter as (message: unknown) => boolean)(message) === true
     } catch (err) {
