@@ -1,5 +1,5 @@
-// npm run bench [-- --quick] [-- --markdown] [-- --runs 5] [-- --only stream-1m,idle]
-//   [-- --contenders conduit,raw-coalesced] [-- --cpu-prof]
+// npm run bench [-- --quick] [-- --markdown] [-- --runs 5] [-- --only stream-1m,idle,parser]
+//   [-- --contenders conduit,raw-coalesced] [-- --cpu-prof] [-- --compare ../other-checkout]
 //
 // Runs every contender through every scenario, each server and the load client in their own
 // process, contenders alternated run by run; prints markdown tables (medians and min–max over
@@ -17,6 +17,7 @@ const BENCH = import.meta.dirname
 const ROOT = join(BENCH, '..')
 const SERVER = join(BENCH, 'server.mjs')
 const CLIENT = join(BENCH, 'client.mjs')
+const PARSER = join(BENCH, 'parser.mjs')
 const RESULTS = join(BENCH, 'results')
 
 const { values: args } = parseArgs({
@@ -27,13 +28,14 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     contenders: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    compare: { type: 'string' },
     'cpu-prof-client': { type: 'boolean', default: false }
   }
 })
 
 /** Every contender; `baseline` is what ratios are relative to. */
 const CONTENDERS = [
-  { id: 'raw-coalesced', module: 'raw-coalesced', label: 'node:http coalesced', baseline: true },
+  { id: 'raw-coalesced', module: 'raw-coalesced', label: 'node:http coalesced' },
   { id: 'raw-per-event', module: 'raw-coalesced', variant: 'per-event', label: 'node:http, one Buffer per event', only: ['broadcast'] },
   { id: 'raw-naive', module: 'raw-naive', label: 'node:http naive' },
   { id: 'conduit', module: 'conduit', label: 'fastify-conduit' },
@@ -46,10 +48,35 @@ const CONTENDERS = [
   { id: 'conduit-subscribe', module: 'conduit', variant: 'subscribe', label: 'fastify-conduit, reply.sse(channel.subscribe())', only: ['broadcast'] },
   { id: 'conduit-iterate', module: 'conduit', variant: 'iterate', label: 'fastify-conduit, subscribe() iterated in a generator', only: ['broadcast'] },
   { id: 'conduit-merge', module: 'conduit', variant: 'merge', label: 'fastify-conduit, app.sse.merge() of the channel and a quiet one', only: ['broadcast'] },
+  // The same stream and broadcast with a diagnostics_channel subscriber on every channel the
+  // plugin publishes on (streams are then observed: bytes and events counted): what
+  // observability costs, and, beside the plain row, that no subscriber costs nothing.
+  { id: 'conduit-diagnostics', module: 'conduit', variant: 'diagnostics', label: 'fastify-conduit, diagnostics_channel subscribed', only: ['stream-1m', 'broadcast-1000'] },
+  // What Fastify itself costs an idle stream, without any SSE plugin: a never-ending
+  // PassThrough handed to reply.send (Fastify's hooks, logging and pipe, as reply.sse keeps
+  // them), and a hijacked reply written by hand (Fastify's request and reply objects only).
+  { id: 'fastify-bare', module: 'fastify-bare', label: 'bare Fastify, reply.send(new PassThrough())', only: ['idle'] },
+  { id: 'fastify-hijack', module: 'fastify-bare', variant: 'hijack', label: 'bare Fastify, reply.hijack() and reply.raw', only: ['idle'] },
   { id: 'fastify-sse', module: 'fastify-sse', label: '@fastify/sse' },
   { id: 'fastify-sse-v2', module: 'fastify-sse-v2', label: 'fastify-sse-v2' },
-  { id: 'better-sse', module: 'better-sse', label: 'better-sse' }
+  { id: 'better-sse', module: 'better-sse', label: 'better-sse' },
+  // The client's parser against eventsource-parser, on the same bytes (bench/parser.mjs).
+  { id: 'parser-conduit', parser: 'conduit', label: 'fastify-conduit/client EventStreamParser', only: ['parser'] },
+  { id: 'eventsource-parser', parser: 'eventsource-parser', label: 'eventsource-parser, after a streaming TextDecoder', only: ['parser'] }
 ]
+
+/** What each kind of scenario compares with; the others run only in server scenarios. */
+const BASELINES = { stream: 'raw-coalesced', broadcast: 'raw-coalesced', idle: 'raw-coalesced', parser: 'eventsource-parser' }
+
+// --compare <dir>: another build of fastify-conduit (a checkout's root, built) runs beside this
+// one in the same run, each fastify-conduit contender twice (`conduit-where@other`, …): how a
+// regression is bisected on a machine too noisy to compare separate runs.
+if (args.compare) {
+  const build = join(args.compare, 'dist', 'esm', 'index.js')
+  for (const c of CONTENDERS.filter((c) => c.module === 'conduit')) {
+    CONTENDERS.splice(CONTENDERS.indexOf(c) + 1, 0, { ...c, id: `${c.id}@other`, build, label: `${c.label} (build in ${args.compare})` })
+  }
+}
 
 const quick = args.quick
 const RUNS = Number(args.runs ?? (quick ? 1 : 3))
@@ -60,20 +87,27 @@ const SCENARIOS = [
   { key: 'stream-1m', kind: 'stream', events: quick ? 200_000 : 1_000_000, warmup: [2_000, 2_000] },
   { key: 'broadcast-1000', kind: 'broadcast', clients: 1_000, events: quick ? 200 : 1_000 },
   { key: 'broadcast-5000', kind: 'broadcast', clients: quick ? 2_000 : 5_000, events: quick ? 100 : 200 },
-  { key: 'idle', kind: 'idle', clients: quick ? 2_000 : 5_000, warm: 100 }
+  { key: 'idle', kind: 'idle', clients: quick ? 2_000 : 5_000, warm: 100 },
+  { key: 'parser-small', kind: 'parser', input: 'small', events: quick ? 100_000 : 500_000 },
+  { key: 'parser-large', kind: 'parser', input: 'large', events: quick ? 500 : 2_000 },
+  { key: 'parser-split', kind: 'parser', input: 'split', events: quick ? 50_000 : 200_000 }
 ].map((s) => ({ ...s, title: title(s) }))
 
 function title (s) {
   const n = (x) => x.toLocaleString('en-US')
   if (s.kind === 'stream') return `one stream, ${n(s.events)} events`
   if (s.kind === 'broadcast') return `broadcast, ${n(s.clients)} clients × ${n(s.events)} events`
+  if (s.kind === 'parser') {
+    return { small: `parser, ${n(s.events)} small events`, large: `parser, ${n(s.events)} events of ~14 KB`, split: `parser, ${n(s.events)} events in 1–64-byte chunks` }[s.input]
+  }
   return `${n(s.clients)} idle streams`
 }
 
 const UNITS = {
   stream: { unit: 'events/s', better: 'higher' },
   broadcast: { unit: 'deliveries/s', better: 'higher' },
-  idle: { unit: 'RSS per stream', better: 'lower' }
+  idle: { unit: 'RSS per stream', better: 'lower' },
+  parser: { unit: 'events/s', better: 'higher' }
 }
 
 const TIMEOUT = {
@@ -100,7 +134,7 @@ for (const scenario of SCENARIOS) {
   if (selected && !selected.includes(scenario.key) && !selected.includes(scenario.kind)) continue
   const contenders = CONTENDERS.filter((c) =>
     (!chosen || chosen.includes(c.id)) &&
-    (!c.only || c.only.includes(scenario.kind) || c.only.includes(scenario.key)) &&
+    (!c.only ? scenario.kind !== 'parser' : c.only.includes(scenario.kind) || c.only.includes(scenario.key)) &&
     // In the idle scenario both node:http variants hold the same bare response: one row is enough.
     !(scenario.kind === 'idle' && c.id === 'raw-naive'))
   results.push(await runScenario(scenario, contenders))
@@ -172,13 +206,15 @@ async function runScenario (scenario, contenders) {
 }
 
 function sizesOf (s) {
-  return { events: s.events, clients: s.clients, warm: s.warm, warmup: s.warmup }
+  return { events: s.events, clients: s.clients, warm: s.warm, warmup: s.warmup, input: s.input }
 }
 
 async function measure (scenario, contender) {
+  if (scenario.kind === 'parser') return measureParser(scenario, contender)
   const server = new Child(SERVER, {
     contender: contender.module,
     variant: contender.variant ?? null,
+    build: contender.build ?? null,
     scenario: scenario.kind === 'stream' ? 'stream' : 'subscribe',
     kind: scenario.kind,
     lifetimeMs: TIMEOUT.start + TIMEOUT.connect + TIMEOUT.broadcast + 60_000,
@@ -208,6 +244,19 @@ async function measure (scenario, contender) {
     return { ...measured, peakRss: stats.hwm, serverCpuMs: (stats.cpu.user + stats.cpu.system) / 1000, note: ready.note }
   } finally {
     await Promise.all([server.stop(), client?.stop()])
+  }
+}
+
+/** One parser over one input, in its own process: events/s. */
+async function measureParser (scenario, contender) {
+  const child = new Child(PARSER, { contender: contender.parser, input: scenario.input, events: scenario.events, lifetimeMs: TIMEOUT.stream })
+  try {
+    const r = await child.next(['result', 'unavailable'], TIMEOUT.stream)
+    if (r.type === 'unavailable') return { unavailable: r.reason }
+    const seconds = r.ns / 1e9
+    return { value: r.events / seconds, seconds, megabytesPerSecond: r.bytes / 2 ** 20 / seconds }
+  } finally {
+    await child.stop()
   }
 }
 
@@ -318,13 +367,13 @@ function header ({ machine, versions }) {
 }
 
 function baselineOf (entry) {
-  const id = CONTENDERS.find((c) => c.baseline).id
-  return entry.contenders[id]?.summary?.value?.median
+  return entry.contenders[BASELINES[entry.kind]]?.summary?.value?.median
 }
 
 function scenarioTable (entry) {
   const base = baselineOf(entry)
   const idle = entry.kind === 'idle'
+  if (entry.kind === 'parser') return parserTable(entry, base)
   const rows = Object.values(entry.contenders).map((slot) => {
     const s = slot.summary
     if (slot.unavailable) return [slot.label, `not available: ${slot.unavailable}`, '', '', '', '']
@@ -349,10 +398,27 @@ function scenarioTable (entry) {
   return table(['contender', idle ? 'RSS per stream' : entry.unit, 'min–max', 'vs coalesced', 'server peak RSS', last], rows)
 }
 
+function parserTable (entry, base) {
+  const rows = Object.values(entry.contenders).map((slot) => {
+    const s = slot.summary
+    if (slot.unavailable) return [slot.label, `not available: ${slot.unavailable}`, '', '', '']
+    if (s === null || s.value === null) return [slot.label, `failed: ${slot.runs.find((r) => r.error)?.error ?? 'no result'}`, '', '', '']
+    const mb = summarize(slot.runs.map((r) => ({ ...r, value: r.megabytesPerSecond }))).value.median
+    return [slot.label, si(s.value.median), RUNS > 1 ? `${si(s.value.min)}–${si(s.value.max)}` : '—', ratio(s.value.median, base), `${mb.toFixed(0)} MB/s`]
+  })
+  return table(['parser', 'events/s', 'min–max', 'vs eventsource-parser', 'input'], rows)
+}
+
 function scenarioNotes (entry) {
   const notes = []
+  const median = (id) => entry.contenders[id]?.summary?.value?.median
+  const direct = median('conduit')
+  const observed = median('conduit-diagnostics')
+  if (Number.isFinite(direct) && Number.isFinite(observed)) {
+    notes.push(`diagnostics_channel: with a subscriber ${si(observed)}, without ${si(direct)} (${ratio(observed, direct)}); ` +
+      'without one, a stream is not observed at all (one undefined check per written batch).')
+  }
   if (entry.key === 'stream-1m') {
-    const median = (id) => entry.contenders[id]?.summary?.value?.median
     const withSchema = median('conduit')
     const without = median('conduit-noschema')
     const sync = median('conduit-sync')
@@ -369,13 +435,34 @@ function scenarioNotes (entry) {
   if (entry.kind === 'broadcast') {
     notes.push('node:http coalesced gathers the events published within one turn of the event loop into one Buffer, ' +
       'written to every client; "one Buffer per event" writes each event to every client as it is published.')
+    const where = median('conduit-where')
+    if (Number.isFinite(direct) && Number.isFinite(where)) {
+      // A filter passing half delivers half the events in about the time of the whole broadcast
+      // (the writes per client are as many): events offered to a subscriber per second tells the
+      // filter's cost apart from that.
+      notes.push(`where() passing half vs reply.sse(channel): ${ratio(where, direct)} of its deliveries/s; ` +
+        `${ratio(where * 2, direct)} of its events offered per subscriber per second (delivered or filtered out).`)
+    }
+    for (const id of ['conduit-subscribe', 'conduit-iterate']) {
+      const v = median(id)
+      if (Number.isFinite(direct) && Number.isFinite(v)) notes.push(`${entry.contenders[id].label} vs reply.sse(channel): ${ratio(v, direct)}.`)
+    }
+  }
+  if (entry.kind === 'idle') {
+    const raw = median('raw-coalesced')
+    const passThrough = median('fastify-bare')
+    if (Number.isFinite(direct) && Number.isFinite(passThrough) && Number.isFinite(raw)) {
+      notes.push(`Per idle stream: node:http ${kilobytes(raw)}, bare Fastify with a PassThrough body ${kilobytes(passThrough)} ` +
+        `(Fastify's share ${kilobytes(passThrough - raw)}), fastify-conduit ${kilobytes(direct)} (its own share ${kilobytes(direct - passThrough)}).`)
+    }
   }
   for (const slot of Object.values(entry.contenders)) if (slot.note) notes.push(`${slot.label}: ${slot.note}`)
   return notes.join('\n')
 }
 
 function readmeSnippet (outcome) {
-  const scenarios = outcome.scenarios.filter((e) => !e.skipped)
+  const scenarios = outcome.scenarios.filter((e) => !e.skipped && e.kind !== 'parser')
+  const parsers = outcome.scenarios.filter((e) => !e.skipped && e.kind === 'parser')
   const ran = CONTENDERS.filter((c) => scenarios.some((e) => e.contenders[c.id] !== undefined))
   const rows = ran.map(({ id, label }) => [label, ...scenarios.map((e) => {
     const slot = e.contenders[id]
@@ -385,10 +472,14 @@ function readmeSnippet (outcome) {
   })])
   const head = ['', ...scenarios.map((e) => `${e.title} (${e.kind === 'idle' ? 'RSS/stream' : e.unit})`)]
   const { machine, versions } = outcome
+  const parserRows = CONTENDERS.filter((c) => parsers.some((e) => e.contenders[c.id] !== undefined)).map(({ id, label }) => [label, ...parsers.map((e) => {
+    const v = e.contenders[id]?.summary?.value?.median
+    return Number.isFinite(v) ? `${si(v)} (${ratio(v, baselineOf(e))})` : '—'
+  })])
   return [
-    table(head, rows),
-    '',
-    `<sub>${outcome.mode} mode, median of ${outcome.runs} run${outcome.runs === 1 ? '' : 's'}; (×) relative to hand-tuned node:http. ` +
+    ...(scenarios.length > 0 ? [table(head, rows), ''] : []),
+    ...(parsers.length > 0 ? [table(['', ...parsers.map((e) => `${e.title} (events/s)`)], parserRows), ''] : []),
+    `<sub>${outcome.mode} mode, median of ${outcome.runs} run${outcome.runs === 1 ? '' : 's'}; (×) relative to hand-tuned node:http${parsers.length > 0 ? ' (parsers: to eventsource-parser)' : ''}. ` +
       `${machine.cpu}, ${machine.cores} cores; Node ${versions.node}, fastify ${versions.fastify}. ` +
       `Reproduce with \`npm run bench${outcome.mode === 'quick' ? ' -- --quick' : ''}\`.</sub>`
   ].join('\n')

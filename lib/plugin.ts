@@ -226,6 +226,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     }))
     const stream: ServerEventStream = new ServerEventStream({
       format: schemas === undefined ? formatEvent : formatterOf(schemas, reply.server),
+      framed: schemas === undefined,
       log: request.log,
       onInvalid: settings.onInvalid,
       heartbeat: settings.heartbeat === false ? undefined : heartbeats.ticker(settings.heartbeat),

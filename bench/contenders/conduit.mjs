@@ -4,18 +4,29 @@
 // reply.sse(channel), or with variant 'where' a filter passing half the events, 'subscribe'
 // reply.sse(channel.subscribe()), 'iterate' subscribe() iterated in a generator, 'merge' the
 // channel and a quiet one on one stream (app.sse.merge: an id of its own per event and stream).
+// Variant 'diagnostics' (stream or broadcast): the same, with a diagnostics_channel subscriber.
+import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { aborted, LISTEN, tick, unavailable } from '../workload.mjs'
 
 const Tick = Type.Object({ i: Type.Integer(), text: Type.String() })
 
-export async function start ({ scenario, kind, variant }, hooks) {
+export async function start ({ scenario, kind, variant, build }, hooks) {
   let fastifyConduit
   try {
-    ({ default: fastifyConduit } = await import('fastify-conduit'))
+    // `build`: another build's dist/esm/index.js (npm run bench -- --compare <dir>).
+    ({ default: fastifyConduit } = await import(build === null ? 'fastify-conduit' : pathToFileURL(build).href))
   } catch (err) {
     throw unavailable(err.code === 'ERR_MODULE_NOT_FOUND' ? 'not built (npm run build)' : `import failed: ${err.message.split('\n')[0]}`)
+  }
+  if (variant === 'diagnostics') {
+    // A subscriber on every channel the plugin publishes on: streams are observed from then on.
+    const { subscribe } = await import('node:diagnostics_channel')
+    const { diagnosticsChannels } = await import(build === null ? 'fastify-conduit' : pathToFileURL(build).href)
+    if (diagnosticsChannels === undefined) throw unavailable('no diagnostics_channel events in this build')
+    const seen = new Map()
+    for (const name of Object.values(diagnosticsChannels)) subscribe(name, () => seen.set(name, (seen.get(name) ?? 0) + 1))
   }
   const app = Fastify({ logger: false })
   await app.register(fastifyConduit, { heartbeat: false })

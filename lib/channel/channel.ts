@@ -179,6 +179,11 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    * a SlowSubscriberError from `next()`; resubscribe with the last id it received. The replay
    * waits for the consumer rather than queueing past that bound.
    *
+   * Messages are `{ event, data, id }`, parsed once per event and shared by every iterator and
+   * `where()` predicate of this instance: frozen, `data` and all (copy one to change it).
+   * Yielded back unchanged from a `reply.sse` generator on a route without `schema.sse`, a
+   * message is written as the channel formatted it (`id:` line first).
+   *
    * Handed to `reply.sse`, the subscription streams as `reply.sse(channel)` does (shared bytes,
    * no per-message promise), from its own `lastEventId` (not the request's).
    *

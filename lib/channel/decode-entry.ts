@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { DATA, EVENT, ID } from '../wire/format.js'
+import { kFrame } from '../stream/sink.js'
 import type { BusEntry } from './bus.js'
 
 /**
@@ -42,7 +43,7 @@ export function isChannelFrame (body: string): boolean {
  * else, or by a serializer that wrote a string unescaped) cannot be given back: logged and
  * skipped (undefined).
  */
-export function decodeMessage<Message> (entry: BusEntry, channel: string, log: FastifyBaseLogger): Message | undefined {
+export function decodeMessage<Message> (entry: Entry, channel: string, log: FastifyBaseLogger): Message | undefined {
   const { id, body } = entry
   let event = 'message'
   let start = 0
@@ -63,7 +64,20 @@ export function decodeMessage<Message> (entry: BusEntry, channel: string, log: F
     log.warn({ channel, id }, 'fastify-conduit: a channel event\'s data is not JSON; subscribe() iterators skip it')
     return undefined
   }
-  return { event, data, id } as Message
+  // Shared by every iterator and predicate of the batch: frozen, so that no subscriber can
+  // change what the others get, and so that the frame stays its exact form (see kFrame).
+  const message = { event, data, id }
+  Object.defineProperty(message, kFrame, { value: entry.frame })
+  return deepFreeze(message) as Message
+}
+
+/** Freezes a JSON value and everything in it (JSON has no cycles). */
+function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    Object.freeze(value)
+    for (const key in value) deepFreeze(value[key])
+  }
+  return value
 }
 
 const DATA_LINE_BREAK = '\n' + DATA

@@ -151,29 +151,31 @@ export class FanOut {
     const mask = Buffer.alloc(count)
     const selections = new Map<number, Selection[]>()
     let ends: number[] | undefined
+    // Streams with one filter (the usual case) select alike batch after batch: the last
+    // selection is tried first, one memcmp, before hashing the mask.
+    let last: Selection | undefined
     for (const subscriber of this.#selective) {
-      let selected = 0
-      let hash = 0
-      for (let i = 0; i < count; i++) {
-        const keep = subscriber.selects(messages[i]) ? 1 : 0
-        mask[i] = keep
-        selected += keep
-        hash = (Math.imul(hash, 31) + keep + 1) | 0
-      }
+      const selected = subscriber.selectBatch(messages, mask)
       if (subscriber.left || selected === 0) continue
       if (selected === count) {
         this.#send(subscriber, bytes)
       } else {
-        let alike = selections.get(hash)
-        if (alike === undefined) {
-          alike = []
-          selections.set(hash, alike)
-        }
-        let selection = alike.find((other) => other.mask.equals(mask))
+        let selection = last !== undefined && last.mask.equals(mask) ? last : undefined
         if (selection === undefined) {
-          ends ??= byteEnds(entries)
-          selection = { mask: Buffer.from(mask), bytes: slice(bytes, mask, ends) }
-          alike.push(selection)
+          let hash = 0
+          for (let i = 0; i < count; i++) hash = (Math.imul(hash, 31) + mask[i] + 1) | 0
+          let alike = selections.get(hash)
+          if (alike === undefined) {
+            alike = []
+            selections.set(hash, alike)
+          }
+          selection = alike.find((other) => other.mask.equals(mask))
+          if (selection === undefined) {
+            ends ??= byteEnds(entries)
+            selection = { mask: Buffer.from(mask), bytes: slice(bytes, mask, ends) }
+            alike.push(selection)
+          }
+          last = selection
         }
         this.#send(subscriber, selection.bytes)
       }

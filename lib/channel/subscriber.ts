@@ -54,7 +54,9 @@ export class Subscriber implements Receiver {
   #iterator: Subscription<unknown> | undefined
   #signal: AbortSignal | undefined
   #onLeave: (() => void) | undefined
-  readonly #abort = (): void => { this.close() }
+  // Made only for an iterator given a signal: a stream's subscriber (most of an idle server's
+  // memory) never needs it.
+  #abort: (() => void) | undefined
 
   constructor (host: SubscriberHost, filter: Predicate | undefined) {
     this.#host = host
@@ -84,6 +86,7 @@ export class Subscriber implements Receiver {
     this.#iterator = iterator
     if (signal !== undefined) {
       this.#signal = signal
+      this.#abort = () => { this.close() }
       signal.addEventListener('abort', this.#abort, { once: true })
     }
     return iterator
@@ -98,14 +101,37 @@ export class Subscriber implements Receiver {
   selects (message: unknown): boolean {
     const filter = this.filter
     if (filter === undefined) return true
-    if (message === undefined || this.left) return false
+    // Called only while it is on the channel (a subscriber that left is skipped before).
+    if (message === undefined) return false
     try {
       return (filter as (message: unknown) => boolean)(message) === true
     } catch (err) {
-      this.#host.log.error({ err, channel: this.#host.name }, 'fastify-conduit: a channel subscriber\'s where() predicate threw; that subscriber is ended')
-      this.#end(err as Error)
+      this.#threw(err as Error)
       return false
     }
+  }
+
+  /**
+   * {@link selects} over a whole batch at once (the live path of filtered streams): sets
+   * `mask[i]` to 1 for each message selected, 0 otherwise, and returns how many were. One
+   * try/catch per batch, not per message; a filter that throws ends this subscriber (logged)
+   * and selects nothing.
+   */
+  selectBatch (messages: readonly unknown[], mask: Uint8Array): number {
+    const filter = this.filter as (message: unknown) => boolean
+    let selected = 0
+    try {
+      for (let i = 0; i < messages.length; i++) {
+        const message = messages[i]
+        const keep = message !== undefined && filter(message) === true ? 1 : 0
+        mask[i] = keep
+        selected += keep
+      }
+    } catch (err) {
+      this.#threw(err as Error)
+      return 0
+    }
+    return selected
   }
 
   /** Queues a message (decoded, selected) in its iterator, counted as sent unless refused. */
@@ -190,7 +216,7 @@ export class Subscriber implements Receiver {
   detach (): void {
     if (this.left) return
     this.left = true
-    this.#signal?.removeEventListener('abort', this.#abort)
+    this.#signal?.removeEventListener('abort', this.#abort as () => void)
     this.#host.fanOut.unsubscribe(this)
     this.#host.seam.leave(this)
     this.#host.release()
@@ -249,6 +275,11 @@ export class Subscriber implements Receiver {
 
   #decode (entry: Entry): unknown {
     return decodeMessage(entry, this.#host.name, this.#host.log)
+  }
+
+  #threw (err: Error): void {
+    this.#host.log.error({ err, channel: this.#host.name }, 'fastify-conduit: a channel subscriber\'s where() predicate threw; that subscriber is ended')
+    this.#end(err)
   }
 
   #end (err: Error): void {

@@ -2,12 +2,6 @@ import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
 import type { ChannelSubscription } from './types.js'
 
-/** A message waiting in a subscription, with its frame (for the memory bound, and for a stream it is handed to). */
-interface Queued<Message> {
-  readonly message: Message
-  readonly frame: string
-}
-
 /** What the subscription asks of the channel's subscriber behind it. */
 export interface SubscriptionOwner {
   /** Called once when the subscription ends, whatever ended it. */
@@ -32,7 +26,10 @@ export class Subscription<Message> implements ChannelSubscription<Message>, Atta
   ready!: Promise<void>
   readonly #maxBytes: number
   readonly #owner: SubscriptionOwner
-  #queue: Array<Queued<Message>> = []
+  // Messages waiting, each followed by its frame (for the memory bound, and for a stream it is
+  // handed to): pairs laid flat, so that queueing allocates nothing per message and
+  // subscriber (1,000 iterators × 1,000 events made a million small objects for the GC).
+  #queue: Array<Message | string> = []
   #head = 0
   #bytes = 0
   #waiting: { resolve: (result: IteratorResult<Message>) => void, reject: (err: Error) => void } | undefined
@@ -77,7 +74,7 @@ export class Subscription<Message> implements ChannelSubscription<Message>, Atta
       this.fail(overflow())
       return false
     }
-    this.#queue.push({ message, frame })
+    this.#queue.push(message, frame)
     this.#bytes += size
     return true
   }
@@ -112,10 +109,12 @@ export class Subscription<Message> implements ChannelSubscription<Message>, Atta
 
   next (): Promise<IteratorResult<Message>> {
     if (this.#head < this.#queue.length) {
-      const { message, frame } = this.#queue[this.#head++]
+      const message = this.#queue[this.#head] as Message
+      const frame = this.#queue[this.#head + 1] as string
+      this.#head += 2
       this.#bytes -= frame.length
       // Compact once the consumed prefix dominates, so a long-lived queue does not grow.
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      if (this.#head > 2048 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head)
         this.#head = 0
       }
@@ -152,7 +151,7 @@ export class Subscription<Message> implements ChannelSubscription<Message>, Atta
       return Promise.resolve()
     }
     const queued: string[] = []
-    for (let i = this.#head; i < this.#queue.length; i++) queued.push(this.#queue[i].frame)
+    for (let i = this.#head + 1; i < this.#queue.length; i += 2) queued.push(this.#queue[i] as string)
     this.#clear()
     this.#ended = true
     this.#release()

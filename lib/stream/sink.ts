@@ -7,6 +7,20 @@ import type { SourceContext } from './source.js'
  */
 export const kAttach = Symbol.for('fastify-conduit.attach')
 
+/**
+ * On a message a channel decoded for its `subscribe()` iterators and `where()` predicates (a
+ * non-enumerable property, so a copy such as `{ ...message }` does not carry it): the frame the
+ * channel wrote for it. Such a message is frozen, data and all, so the frame stays its exact
+ * form: a stream without `schema.sse` that gets it back from a generator writes that frame
+ * instead of serializing the message again, once per subscriber.
+ */
+export const kFrame = Symbol('fastify-conduit.frame')
+
+/** A message carrying its frame; see {@link kFrame}. */
+export interface FramedMessage {
+  readonly [kFrame]?: string
+}
+
 /** The side of one open stream that a push-based source writes to. */
 export interface StreamSink {
   /** What a source function would receive: the abort signal and Last-Event-ID. */

@@ -370,3 +370,24 @@ test('maxEventSize: a multibyte character cut by chunks, even byte by byte, is c
   parser.feed(new Uint8Array())
   t.same(parser.feed(Uint8Array.of(0xA9, 0x0A, 0x0A)), [message('é')])
 })
+
+test('where eventsource-parser departs from §9.2.6: an id in a frame without data still moves the last event ID', async (t) => {
+  // "Dispatch the event" step 1 sets the last event ID before step 2 returns for empty data:
+  // a resuming client must send 7. eventsource-parser reports ids only on the events it
+  // dispatches, so this id reaches nobody through it; ours keeps it.
+  const text = 'id: 7\n\ndata: a\n\n'
+  const theirs: Array<string | undefined> = []
+  createParser({ onEvent: (ev) => theirs.push(ev.id) }).feed(text)
+  t.same(theirs, [undefined])
+  const { events, parser } = parse([text])
+  t.same(events, [message('a', '7')])
+  t.equal(parser.lastEventId, '7')
+})
+
+test('a colon is a field separator only within its own line', async (t) => {
+  // The parser reads lines in place in the chunk: a colon on a later line must not split
+  // a line that has none (its whole text is the field name, ignored).
+  const line = 'data'.repeat(1000)
+  t.same(parse([`${line}\ndata\nevent\nid\ndata: after\n\n`]).events, [message('\nafter')])
+  t.same(parse([`data\n${line}: x\n\n`]).events, [message('')])
+})

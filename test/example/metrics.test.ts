@@ -4,8 +4,10 @@ import { FrameReader, startPackageApp } from '../support/index.js'
 
 interface Sample { at: number, cpu: number, memory: number, heap: number, eventLoopDelay: number, openStreams: number }
 
+// A channel's frame, as the channel wrote it (its `id:` line first): the route yields the
+// subscription's messages unchanged.
 const parse = (frame: string | undefined): { id: string, data: Sample } => {
-  const [, id, data] = /^event: metrics\nid: (\S+)\ndata: (.*)\n\n$/.exec(frame ?? '') ?? []
+  const [, id, data] = /^id: (\S+)\nevent: metrics\ndata: (.*)\n\n$/.exec(frame ?? '') ?? []
   return { id, data: JSON.parse(data) }
 }
 

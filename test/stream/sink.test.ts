@@ -1,7 +1,7 @@
 import t from 'tap'
 import { kAttach } from '../../lib/stream/sink.js'
 import type { AttachableSource, StreamSink } from '../../lib/stream/sink.js'
-import { deferred, FrameReader, rawGet, startApp } from '../support/index.js'
+import { deferred, eventually, FrameReader, rawGet, startApp } from '../support/index.js'
 
 // The push side of a stream, as channels use it: frames and shared bytes written into the
 // sink, backpressure seen through the return value and `queued`, and the two ways to end.
@@ -76,4 +76,27 @@ t.test('abort before the response is piped destroys the stream itself', async (t
   const res = await fetch(url + '/early-abort').then((r) => r.text()).catch((err: Error) => err)
   t.ok(res === '' || res instanceof Error, 'the client sees an empty or cut response')
   t.equal(app.sse.stats().openStreams, 0)
+})
+
+t.test('stats().queuedBytes counts shared bytes while they are queued, and forgets them once the client has read them', async (t) => {
+  const bytes = Buffer.from('data: ' + 'y'.repeat(16 * 1024) + '\n\n')
+  const backedUp = deferred<StreamSink>()
+  const { app, port } = await startApp(t, {}, (app) => {
+    app.get('/held', (request, reply) => reply.sse(attachable(async (sink) => {
+      while (sink.writeBytes(bytes)) await new Promise((resolve) => setImmediate(resolve))
+      backedUp.resolve(sink)
+      await sink.drained()
+      await new Promise<void>((resolve) => { sink.onEnd(resolve) })
+    })))
+  })
+  const socket = rawGet(port, '/held')
+  socket.pause()
+  const sink = await backedUp.promise
+  const held = app.sse.stats().queuedBytes
+  t.ok(held >= bytes.length, `${held} bytes held behind the client that does not read`)
+  socket.resume()
+  t.ok(await eventually(() => app.sse.stats().queuedBytes === 0, 10_000), 'nothing held once it has read them')
+  t.equal(sink.writeBytes(bytes), true, 'written at once to a stream that keeps up')
+  t.ok(await eventually(() => app.sse.stats().queuedBytes === 0, 10_000))
+  socket.destroy()
 })
