@@ -86,7 +86,9 @@ export interface Bus {
   listen (channel: string, listener: BusListener, onGap?: () => void): BusListening
   /**
    * What `channel` retains after `afterId` (see {@link BusReplay.complete}): at most `limit`
-   * entries, and exactly `limit` unless fewer are retained. Channels read a long replay page
+   * entries, and exactly `limit` unless fewer are retained. `afterId` `'0-0'` ({@link START})
+   * asks for the channel from its first entry: `complete` only if none was ever dropped (a bus
+   * that cannot tell says false, as for an unknown id). Channels read a long replay page
    * by page, each page after the last id of the one before, so that a resuming subscriber
    * never holds the whole history. A bus that ignores `limit` still works (channels then read
    * one page more, empty), without that bound.
@@ -148,6 +150,14 @@ export interface Bus {
  * channel's presence under this prefix and the channel's name (redisBus does).
  */
 export const PRESENCE_PREFIX = '@presence:'
+
+/**
+ * Before every id a bus issues: `replay(channel, START)` is the channel from its first entry,
+ * `complete` when none of its entries was ever dropped (trimmed, expired). A stream of several
+ * channels resumes there a channel that had no entry when it began; a record's reader without
+ * a Last-Event-ID reads its record from there.
+ */
+export const START = '0-0'
 
 /** `<milliseconds>-<sequence>`, the id form of Redis Streams, which memoryBus uses too. */
 export const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/

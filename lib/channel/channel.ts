@@ -4,6 +4,7 @@ import { ClosedError, InvalidOptionError } from '../errors.js'
 import type { EventFormatter, EventSchemas } from '../schema/compile.js'
 import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
+import { START } from './bus.js'
 import type { Bus, BusListening } from './bus.js'
 import { channelEntry, isChannelFrame } from './decode-entry.js'
 import type { Entry } from './decode-entry.js'
@@ -23,7 +24,6 @@ import type {
 
 export type { ChannelCounters } from './fan-out.js'
 export { GAP_FRAME } from './subscriber.js'
-import { RECORD_START } from './subscriber.js'
 
 // A selection's ways into its channel: internal, not methods users see.
 const kAttachWhere = Symbol('fastify-conduit.attachWhere')
@@ -228,7 +228,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
 
   /**
    * A stream's subscriber replaying after `lastEventId` (live without one), or, `fromStart`,
-   * from the oldest entry retained, without reporting a gap.
+   * from the channel's first entry ({@link START}): what is retained, after a `: gap` frame
+   * only if some of its entries were dropped (trimmed, expired) before the replay (a record,
+   * never trimmed, reports none: see Subscriber.recordStart).
    */
   [kAttachAt] (sink: StreamSink, filter: Predicate | undefined, position: string | undefined, fromStart: boolean): Promise<void> {
     if (this.#closed || sink.ended) {
@@ -237,9 +239,9 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     }
     const subscriber = new Subscriber(this.#host, filter)
     const streaming = subscriber.stream(sink)
-    const lastEventId = fromStart ? RECORD_START : position
+    const lastEventId = fromStart ? START : position
     subscriber.lastEventId = lastEventId
-    subscriber.fromStart = fromStart
+    subscriber.recordStart = fromStart && this.#record
     this.#seam.join(subscriber, lastEventId).catch((err: Error) => subscriber.failed(err))
     return streaming
   }

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import type { Static } from '@sinclair/typebox'
 import { ClosedError } from '../errors.js'
 import { compileOptions, History, HistoryTtl } from '../options.js'
-import { compareStreamIds, STREAM_ID } from './bus.js'
+import { compareStreamIds, START, STREAM_ID } from './bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusReplay } from './bus.js'
 import { noop } from './noop.js'
 import { TrackedCounts } from './tracked-counts.js'
@@ -40,11 +40,13 @@ class MemoryStream {
   #capacity = 0
   /** Sequence number of the oldest retained entry. */
   #first: number
+  /** Sequence number of its first entry: entries were dropped once the oldest retained is past it. */
+  readonly #origin: number
   /** Sequence number the next entry gets. */
   #next: number
 
   constructor (last: number) {
-    this.#first = this.#next = last + 1
+    this.#first = this.#next = this.#origin = last + 1
   }
 
   get last (): number {
@@ -53,6 +55,11 @@ class MemoryStream {
 
   get first (): number {
     return this.#first
+  }
+
+  /** True once any of its entries was dropped (trimmed to history, or expired). */
+  get dropped (): boolean {
+    return this.#first > this.#origin
   }
 
   append (epoch: string, body: string, json: string | undefined, history: number): string {
@@ -168,7 +175,9 @@ class MemoryBus implements Bus {
 
   async replay (channel: string, afterId: string, limit?: number): Promise<BusReplay> {
     const stream = this.#streams.get(channel)
-    if (stream === undefined) return { entries: [], complete: false }
+    // START: from the first entry, complete unless some were dropped (none yet: nothing to miss).
+    if (stream === undefined) return { entries: [], complete: afterId === START }
+    if (afterId === START) return { entries: stream.since(0, limit), complete: !stream.dropped }
     const match = STREAM_ID.exec(afterId)
     const seq = match === null || match[1] !== this.#epoch ? NaN : Number(match[2])
     // Within history: nothing after afterId has been dropped (first - 1 is the newest entry

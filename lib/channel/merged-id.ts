@@ -12,7 +12,8 @@ import { STREAM_ID } from './bus.js'
  *   another list (another route, channels reordered) is refused rather than misapplied;
  * - position: `<ms>-<seq>` stream ids (both buses) in base 36, `-<seq>` left out when 0; any
  *   other bus's id as `~` and its base64url; empty for a channel that was empty when the
- *   stream began (it resumes from its oldest retained event).
+ *   stream began (it resumes from its first event, the bus's START: all of them, or what is
+ *   retained after a `: gap` when some were dropped).
  */
 
 /** A channel's position: after this id, or from the start of its history (undefined). */

@@ -99,8 +99,9 @@ class MergedStream {
     const sink = this.#sink
     const parts = this.#parts
     const lastEventId = sink.lastEventId
-    // Where each channel starts: a string after that id, undefined from its oldest event, null
-    // live (a bus that cannot say where a channel stands).
+    // Where each channel starts: a string after that id, undefined from its first event (the
+    // bus's START: after a `: gap` if some were dropped), null live (a bus that cannot say
+    // where a channel stands).
     let starts: Array<string | undefined | null>
     if (lastEventId === undefined) {
       // A first connection: each channel from its newest id now, so that a client that drops

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { compareStreamIds, STREAM_ID } from '../channel/bus.js'
+import { compareStreamIds, START, STREAM_ID } from '../channel/bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from '../channel/bus.js'
 import { noop } from '../channel/noop.js'
 import { publishBusError } from '../diagnostics.js'
@@ -156,7 +156,7 @@ class RedisStreamsBus implements RedisBus {
     const key = this.#prefix + channel
     let stream = this.#streams.get(key)
     if (stream === undefined) {
-      const created: Stream = { listeners: new Set(), gaps: new Set(), check: false, cursor: '0-0', ready: Promise.resolve() }
+      const created: Stream = { listeners: new Set(), gaps: new Set(), check: false, cursor: START, ready: Promise.resolve() }
       created.ready = this.#position(key, created)
       created.ready.catch(noop)
       this.#streams.set(key, created)
@@ -191,12 +191,32 @@ class RedisStreamsBus implements RedisBus {
       // before Redis lost its data): replay what is retained from the oldest and report the
       // gap. (Redis does not record the newest id MAXLEN trimmed, so an id exactly at the trim
       // boundary is reported as a gap too: a false alarm, never a silent loss.)
+      if (afterId === START) return await this.#replayFromStart(command, key, limit)
       if (STREAM_ID.test(afterId)) {
         const from = await range(afterId, limit === undefined ? undefined : limit + 1)
         if (from.length > 0 && from[0][0] === afterId) return { entries: replayEntries(from.slice(1)), complete: true }
       }
       return { entries: replayEntries(await range('-', limit)), complete: false }
     })
+  }
+
+  /**
+   * Replay from {@link START}, before every id: what is retained, from the oldest, complete
+   * only if the stream never lost an entry (XINFO STREAM: `entries-added` equals `length`; no
+   * key: nothing was published). No entry is ever at `0-0`, so trimming cannot be read off
+   * the range as for an id; XINFO says it, in the same round trip (sent right after XRANGE,
+   * which Redis runs first: a trim between the two is a false alarm, never a silent loss).
+   * Redis < 7 does not count added entries: a gap is reported whenever the key exists.
+   */
+  async #replayFromStart (command: Redis, key: string, limit: number | undefined): Promise<BusReplay> {
+    const [raw, info] = await Promise.all([
+      limit === undefined ? command.xrange(key, '-', '+') : command.xrange(key, '-', '+', 'COUNT', limit),
+      command.xinfo('STREAM', key).catch((err: Error) => {
+        if (/no such key/i.test(err.message)) return undefined
+        throw err
+      })
+    ])
+    return { entries: replayEntries(raw), complete: info === undefined || !wasTrimmed(info as unknown[]) }
   }
 
   last (channel: string): Promise<string | undefined> {
@@ -376,7 +396,7 @@ class RedisStreamsBus implements RedisBus {
     if (this.#streams.get(key) !== stream) return // nobody listens any more
     // Trimming never removes the newest entry, so the last entry is the last id issued; a
     // missing stream reads from the start, which is everything published from now on.
-    stream.cursor = last.length > 0 ? last[0][0] : '0-0'
+    stream.cursor = last.length > 0 ? last[0][0] : START
     this.#reading.set(key, stream)
     if (this.#wake !== undefined) this.#wakeReader()
     else if (this.#blocked && this.#readerId !== undefined) {
@@ -454,7 +474,7 @@ class RedisStreamsBus implements RedisBus {
     const checks: Array<[string, Stream]> = []
     for (const [key, entries] of reply) {
       const stream = reading.get(key) as Stream
-      if (stream.check && stream.cursor !== '0-0') checks.push([key, stream])
+      if (stream.check && stream.cursor !== START) checks.push([key, stream])
       // A full reply: more is waiting, and the reader is behind by at least this much.
       stream.check = entries.length === READ_COUNT
     }
@@ -501,7 +521,10 @@ class RedisStreamsBus implements RedisBus {
   }
 }
 
-/** From XINFO STREAM: true when entries were ever removed from the stream (added > length). */
+/**
+ * From XINFO STREAM: true when entries were ever removed from the stream (added > length:
+ * trimmed by MAXLEN, or XDEL), and always on Redis < 7, which does not say.
+ */
 function wasTrimmed (info: unknown[]): boolean {
   const added = info.indexOf('entries-added')
   /* c8 ignore next -- Redis < 7 has no entries-added (the tests run Redis 7) */

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { memoryBus } from '../../lib/index.js'
-import { compareStreamIds } from '../../lib/channel/bus.js'
+import { compareStreamIds, START } from '../../lib/channel/bus.js'
 
 t.test('compareStreamIds orders <ms>-<seq> ids numerically, at any size', async (t) => {
   t.equal(compareStreamIds('5-1', '5-1'), 0)
@@ -39,6 +39,20 @@ t.test('replay: within the history exactly what follows; older, unknown or forei
   const junk = await bus.replay('c', 'junk')
   t.same([idsOf(junk), junk.complete], [ids.slice(2), false])
   t.same(await bus.replay('nothing', ids[0]), { entries: [], complete: false })
+})
+
+t.test('replay from START: the channel from its first entry, a gap once any was dropped', async (t) => {
+  const bus = memoryBus({ history: 3 })
+  const idsOf = (replay: { entries: readonly { id: string }[] }): string[] => replay.entries.map((entry) => entry.id)
+  t.same(await bus.replay('none', START), { entries: [], complete: true }, 'nothing published: nothing missed')
+  const ids: string[] = []
+  for (let n = 1; n <= 3; n++) ids.push(await bus.publish('c', `data: ${n}\n\n`, 3))
+  const whole = await bus.replay('c', START)
+  t.same([idsOf(whole), whole.complete], [ids, true], 'within history: all of it, complete')
+  t.same(idsOf(await bus.replay('c', START, 2)), ids.slice(0, 2), 'a page')
+  ids.push(await bus.publish('c', 'data: 4\n\n', 3))
+  const trimmed = await bus.replay('c', START)
+  t.same([idsOf(trimmed), trimmed.complete], [ids.slice(1), false], 'the first was dropped: a gap')
 })
 
 t.test('a channel whose history changes keeps the newest entries that fit', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { Bus, BusEntry, BusListener, BusListening, BusReplay } from '../../lib/index.js'
+import { START } from '../../lib/channel/bus.js'
 import { FrameReader, startApp, take, uniqueName } from '../support/index.js'
 import { countReaches } from './presence-suite.js'
 
@@ -30,6 +31,8 @@ class PlainBus implements Bus {
 
   async replay (channel: string, afterId: string, limit = Infinity): Promise<BusReplay> {
     const log = this.#log(channel)
+    // START: the whole log, which this bus never trims.
+    if (afterId === START) return { entries: log.slice(0, limit), complete: true }
     const at = log.findIndex((entry) => entry.id === afterId)
     return at === -1 ? { entries: log.slice(0, limit), complete: false } : { entries: log.slice(at + 1, at + 1 + limit), complete: true }
   }

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { EventSource } from 'eventsource'
 import type { FastifyInstance } from 'fastify'
 import type { Channel } from '../../lib/index.js'
+import { START } from '../../lib/channel/bus.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { connect } from '../../lib/client/index.js'
 import { FrameReader, RawSubscriber, startApp, uniqueName } from '../support/index.js'
@@ -202,6 +203,44 @@ export function mergedSuite (t: Test, kit: BusKit): void {
     const back = await FrameReader.fetch(a.url + '/dash', { 'last-event-id': seen.id as string })
     t.same(contentOf(await back.take(2)).sort(), ['alert {"team":"red","level":1}', 'say while away'])
     await back.abort()
+  })
+
+  t.test('a channel empty when the stream began, then trimmed past its history while away: one gap frame, then what it retains', async (t) => {
+    const bus = kit.create()
+    const names = [uniqueName('full'), uniqueName('empty'), uniqueName('quiet')]
+    let full!: Channel
+    let empty!: Channel
+    const { url } = await startApp(t, { bus }, (app) => {
+      full = app.sse.channel(names[0])
+      empty = app.sse.channel(names[1], { history: 3 })
+      const quiet = app.sse.channel(names[2])
+      app.get('/m', (request, reply) => reply.sse(app.sse.merge([full, empty, quiet])))
+    })
+    // `empty` and `quiet` have no event at all when the stream begins (on Redis: no key).
+    const first = await FrameReader.fetch(url + '/m')
+    await full.publish({ data: 'seen' })
+    const [seen] = await first.take(1)
+    await first.abort()
+    // Away: far more than its history on `empty` (enough for Redis's MAXLEN ~ to trim whole
+    // nodes); `quiet` stays empty.
+    const published: string[] = []
+    for (let n = 0; n < 250; n++) published.push(await empty.publish({ data: String(n) }))
+    const retained = (await bus.replay(names[1], START)).entries.map((entry) => entry.id)
+    t.ok(retained.length >= 3 && retained.length < published.length, 'the bus dropped the oldest')
+    t.same(retained, published.slice(-retained.length), 'and kept the newest')
+
+    const back = await FrameReader.fetch(url + '/m', { 'last-event-id': seen.id as string })
+    const frames = await back.take(1 + retained.length)
+    t.equal(frames[0].raw + '\n', GAP_FRAME, 'the gap first')
+    const expected = Array.from(retained, (_, i) => String(published.length - retained.length + i))
+    t.same(frames.slice(1).map((frame) => frame.data), expected, 'then every retained event, in order')
+    await back.abort()
+
+    // From the last of those: exact, no gap (the channel still empty is no gap either).
+    const again = await FrameReader.fetch(url + '/m', { 'last-event-id': frames.at(-1)?.id as string })
+    await empty.publish({ data: 'next' })
+    t.same((await again.take(1)).map((frame) => [frame.comment, frame.data]), [[undefined, 'next']])
+    await again.abort()
   })
 
   t.test('an id these channels did not make: every channel replays what it retains, after one gap frame', async (t) => {

@@ -98,6 +98,9 @@ if (await needRedis(t)) {
     await t.rejects(channel.publish({ data: 1 }), { code: 'FST_ERR_CONDUIT_BUS' })
     await t.rejects(channel.subscribe().ready, { code: 'FST_ERR_CONDUIT_BUS' })
     await t.rejects(channel.subscribe({ lastEventId: '1-1' }).ready, { code: 'FST_ERR_CONDUIT_BUS' })
+    const direct = bus()
+    await t.rejects(direct.replay(name, '0-0'), { code: 'FST_ERR_CONDUIT_BUS' }, 'from the start too')
+    await direct.close()
     const stream = await FrameReader.fetch(url + '/s')
     await stream.ended()
     t.match((await logs.waitFor('channel subscription failed')).err, { code: 'FST_ERR_CONDUIT_BUS' })
@@ -247,7 +250,14 @@ if (await needRedis(t)) {
     t.equal(trimmed.complete, false, 'at the trim boundary: reported as a gap (Redis does not say where trimming stopped)')
     t.same(trimmed.entries.map((entry) => entry.id), ids.slice(oldest))
     const before = await replayBus.replay(channel.name, '0-0')
-    t.equal(before.complete, false)
+    t.same([before.entries.map((entry) => entry.id), before.complete], [ids.slice(oldest), false], 'from the start of a trimmed stream: a gap')
+    // From the start of a stream never trimmed (XINFO: entries-added = length), or of none.
+    const whole = app.sse.channel(uniqueName('whole'), { history: 3 })
+    const kept = [await whole.publish({ data: 1 }), await whole.publish({ data: 2 })]
+    const start = await replayBus.replay(whole.name, '0-0')
+    t.same([start.entries.map((entry) => entry.id), start.complete], [kept, true], 'all of it, complete')
+    t.same((await replayBus.replay(whole.name, '0-0', 1)).entries.map((entry) => entry.id), kept.slice(0, 1), 'a page')
+    t.same(await replayBus.replay(uniqueName('none'), '0-0'), { entries: [], complete: true }, 'no key: nothing was published')
     await replayBus.close()
   })
 
