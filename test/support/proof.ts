@@ -1,0 +1,18 @@
+import { appendFileSync } from 'node:fs'
+
+// The proof tests run small in `npm test` and at full size in `npm run soak`, which sets
+// CONDUIT_SOAK=1 and collects what they measured from CONDUIT_SOAK_RESULTS (JSON lines).
+
+/** True under `npm run soak`. */
+export const soaking = process.env.CONDUIT_SOAK === '1'
+
+/** `test` in `npm test`, `soak` under `npm run soak`. */
+export function proofScale (test: number, soak: number): number {
+  return soaking ? soak : test
+}
+
+/** Appends what a proof measured to the soak's results (nothing outside the soak). */
+export function recordProof (name: string, figures: Record<string, unknown>): void {
+  const file = process.env.CONDUIT_SOAK_RESULTS
+  if (file !== undefined) appendFileSync(file, JSON.stringify({ name, ...figures }) + '\n')
+}
