@@ -16,3 +16,27 @@ export function recordProof (name: string, figures: Record<string, unknown>): vo
   const file = process.env.CONDUIT_SOAK_RESULTS
   if (file !== undefined) appendFileSync(file, JSON.stringify({ name, ...figures }) + '\n')
 }
+
+/** Memory the process holds for JavaScript: the heap in use plus Buffers (arrayBuffers). */
+export function heldBytes (): number {
+  const { heapUsed, arrayBuffers } = process.memoryUsage()
+  return heapUsed + arrayBuffers
+}
+
+/**
+ * The peak of {@link heldBytes} above `baseline`, sampled every 5 ms and whenever `sample()` is
+ * called (a busy loop starves the timer).
+ */
+export function memoryPeak (baseline: number): { sample (): void, stop (): number } {
+  let peak = 0
+  const sample = (): void => { peak = Math.max(peak, heldBytes() - baseline) }
+  const timer = setInterval(sample, 5)
+  return {
+    sample,
+    stop: () => {
+      clearInterval(timer)
+      sample()
+      return peak
+    }
+  }
+}
