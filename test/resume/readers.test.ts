@@ -10,7 +10,7 @@ import { collector, settledHeap } from '../stream/churn.js'
 
 t.test('1,000 readers of one long record: memory bounded by readers × a page, not readers × the record', async (t) => {
   const gc = collector()
-  const readers = proofScale(1000, 2000)
+  const readers = proofScale(1000, 1000)
   const events = 2000
   const payload = 'r'.repeat(4096)
   const release = deferred()
