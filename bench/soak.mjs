@@ -66,7 +66,8 @@ async function proof (name, file) {
   const started = Date.now()
   const child = spawn(process.execPath, ['--import', 'tsx', file], {
     cwd: root,
-    env: { ...process.env, CONDUIT_SOAK: '1', CONDUIT_SOAK_RESULTS: out },
+    // TAP_TIMEOUT=0: run outside the tap runner, a file would otherwise be stopped after 30 s.
+    env: { ...process.env, CONDUIT_SOAK: '1', CONDUIT_SOAK_RESULTS: out, TAP_TIMEOUT: '0' },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   let tap = ''

@@ -64,8 +64,9 @@ t.test('1,000 readers of one long record: memory bounded by readers × a page, n
     return reader
   })
   const replayed = await Promise.all(reading.map((reader) => reader.take(events)))
-  const ids = recorded.map((frame) => /^id: (.*)$/m.exec(frame)?.[1]).join()
-  t.equal(replayed.filter((frames) => frames.map((frame) => /^id: (.*)$/m.exec(frame)?.[1]).join() === ids).length, reading.length,
+  const ids = recorded.map((frame) => frame.id).join()
+  t.ok(recorded.every((frame) => frame.id !== undefined && frame.data === payload), 'the record as the source yielded it, with ids')
+  t.equal(replayed.filter((frames) => frames.map((frame) => frame.id).join() === ids).length, reading.length,
     'each got the whole record, in order')
   for (const socket of sockets.slice(5)) socket.destroy()
   release.resolve()

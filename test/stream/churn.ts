@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import { setFlagsFromString } from 'node:v8'
@@ -86,8 +85,10 @@ const REQUEST = (path: string, headers = ''): string =>
 export async function vanish (server: ChurnServer, moment: Moment, random: () => number): Promise<void> {
   const socket = connect(server.port, '127.0.0.1')
   socket.on('error', () => {})
-  const closed = once(socket, 'close')
-  await once(socket, 'connect')
+  // Resolved on close, never rejected: an error (a reset) is one way for a client to go.
+  const closed = new Promise((resolve) => socket.once('close', resolve))
+  await new Promise((resolve) => { socket.once('connect', resolve); socket.once('close', resolve) })
+  if (socket.destroyed) return
   const leave = (): void => {
     const how = random()
     if (how < 0.4) socket.destroy()

@@ -303,7 +303,7 @@ export async function startFuzzServer (t: Teardown): Promise<FuzzServer> {
   }
 
   /** Names a check while it runs, so that a run that hangs says which client waits. */
-  function track (name: string, check: Promise<string | undefined>): Promise<string | undefined> {
+  function track<T> (name: string, check: Promise<T>): Promise<T> {
     pending.add(name)
     return check.finally(() => pending.delete(name))
   }
