@@ -40,4 +40,3 @@ t.test('connect/disconnect cycles leave nothing behind', async (t) => {
   t.ok(growth < 5 * 1024 * 1024, `heap back within 5 MB after GC (grew ${(growth / 1024 / 1024).toFixed(2)} MB)`)
   recordProof('churn', { cycles, counts, heapGrowthBytes: growth, resources: resources(), ms: Date.now() - started })
 })
-
