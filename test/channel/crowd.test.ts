@@ -1,9 +1,8 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import type { Socket } from 'node:net'
 import t from 'tap'
 import { diagnosticsChannels } from '../../lib/index.js'
 import { eventually, rawGet, startChannelApp } from '../support/index.js'
-import { proofScale, recordProof } from '../support/proof.js'
+import { pausedClients, proofScale, recordProof } from '../support/proof.js'
 import { collector, settledHeap } from '../stream/churn.js'
 
 // 1,000 subscribers of one channel that never read, and a publisher as fast as publish()
@@ -22,14 +21,7 @@ t.test('1,000 non-reading subscribers: bounded memory, a publisher that goes on,
   subscribe(diagnosticsChannels.slowSubscriber, onSlow)
   t.teardown(() => unsubscribe(diagnosticsChannels.slowSubscriber, onSlow))
 
-  const sockets: Socket[] = []
-  t.teardown(() => { for (const socket of sockets) socket.destroy() })
-  for (let i = 0; i < subscribers; i++) {
-    const socket = rawGet(port, '/crowd', { Accept: 'text/event-stream' })
-    socket.on('error', () => {})
-    socket.pause()
-    sockets.push(socket)
-  }
+  pausedClients(t, port, '/crowd', subscribers)
   t.ok(await eventually(() => app.sse.stats().openStreams === subscribers, 60_000), `${subscribers} subscribed`)
   const baseline = await settledHeap(gc)
   // What is held, measured after a full GC (garbage not yet collected does not count): often

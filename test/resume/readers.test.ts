@@ -1,7 +1,6 @@
-import type { Socket } from 'node:net'
 import t from 'tap'
-import { deferred, eventually, FrameReader, rawGet, startApp } from '../support/index.js'
-import { proofScale, recordProof } from '../support/proof.js'
+import { deferred, eventually, FrameReader, startApp } from '../support/index.js'
+import { pausedClients, proofScale, recordProof } from '../support/proof.js'
 import { collector, settledHeap } from '../stream/churn.js'
 
 // 1,000 readers of one long resumable record (8 MB) that do not read: each reader's replay is
@@ -28,14 +27,7 @@ t.test('1,000 readers of one long record: memory bounded by readers × a page, n
   t.equal(recorded.length, events, 'the record holds every event')
   const baseline = await settledHeap(gc)
 
-  const sockets: Socket[] = []
-  t.teardown(() => { for (const socket of sockets) socket.destroy() })
-  for (let i = 0; i < readers; i++) {
-    const socket = rawGet(port, '/attach', { Accept: 'text/event-stream' })
-    socket.on('error', () => {})
-    socket.pause()
-    sockets.push(socket)
-  }
+  const sockets = pausedClients(t, port, '/attach', readers)
   // Slow to open on a loaded machine: each new reader's replay first fills its socket's kernel
   // buffers (about 1 MB on loopback) while the others are accepted.
   t.ok(await eventually(() => app.sse.stats().openStreams === readers + 1, 120_000), `${readers} readers attached (${app.sse.stats().openStreams} streams open)`)

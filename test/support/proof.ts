@@ -1,4 +1,7 @@
 import { appendFileSync } from 'node:fs'
+import type { Socket } from 'node:net'
+import type { Teardown } from './app.js'
+import { rawGet } from './clients.js'
 
 // The proof tests run small in `npm test` and at full size in `npm run soak`, which sets
 // CONDUIT_SOAK=1 and collects what they measured from CONDUIT_SOAK_RESULTS (JSON lines).
@@ -39,4 +42,20 @@ export function memoryPeak (baseline: number): { sample (): void, stop (): numbe
       return peak
     }
   }
+}
+
+/**
+ * `count` clients of `path` on raw sockets that send their request and never read (paused),
+ * destroyed when the test ends.
+ */
+export function pausedClients (t: Teardown, port: number, path: string, count: number): Socket[] {
+  const sockets: Socket[] = []
+  t.teardown(() => { for (const socket of sockets) socket.destroy() })
+  for (let i = 0; i < count; i++) {
+    const socket = rawGet(port, path, { Accept: 'text/event-stream' })
+    socket.on('error', () => {})
+    socket.pause()
+    sockets.push(socket)
+  }
+  return sockets
 }
