@@ -14,10 +14,10 @@ export interface ChannelCounters {
 }
 
 /**
- * A batch this long (UTF-16 units) is handed over at once instead of at the end of the turn. A
- * publisher whose loop never lets the event loop turn (`await publish()` on memoryBus resolves
- * without I/O) would otherwise grow one batch without bound, and nobody would receive anything
- * until it stopped (found by the 1,000-subscriber proof: "Invalid string length" past 512 MB).
+ * A batch of several entries this long (UTF-16 units) is handed over at once instead of at the
+ * end of the turn. A publisher whose loop never lets the event loop turn (`await publish()` on
+ * memoryBus resolves without I/O) would otherwise grow one batch without bound, and nobody would
+ * receive anything until it stopped (found by the 1,000-subscriber proof: "Invalid string length" past 512 MB).
  */
 const MAX_BATCH = 64 * 1024
 
@@ -71,7 +71,8 @@ export class FanOut {
   add (entry: Entry): void {
     this.#entries.push(entry)
     this.#batch += entry.frame
-    if (this.#batch.length >= MAX_BATCH) this.flush()
+    // One entry, however big, waits for the turn as before: only accumulation is bounded here.
+    if (this.#batch.length >= MAX_BATCH && this.#entries.length > 1) this.flush()
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true
       setImmediate(this.flush)
