@@ -11,7 +11,8 @@
 //    event-loop delay and open handles, printed as they come.
 //
 // Writes bench/results/soak-<date>.json and .md. Flags: --minutes <n> (mixed run, default 2),
-// --connections <n> (default 3000), --only proofs|mixed, --skip <proof name,...>.
+// --connections <n> (default 3000), --only proofs|mixed, --skip <proof name,...>,
+// --fuzz-messages <n> (default 100000).
 import { execFileSync, fork, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -26,7 +27,8 @@ const { values: flags } = parseArgs({
     minutes: { type: 'string', default: '2' },
     connections: { type: 'string', default: '3000' },
     only: { type: 'string' },
-    skip: { type: 'string', default: '' }
+    skip: { type: 'string', default: '' },
+    'fuzz-messages': { type: 'string', default: '100000' }
   }
 })
 const PROOFS = {
@@ -67,7 +69,7 @@ async function proof (name, file) {
   const child = spawn(process.execPath, ['--import', 'tsx', file], {
     cwd: root,
     // TAP_TIMEOUT=0: run outside the tap runner, a file would otherwise be stopped after 30 s.
-    env: { ...process.env, CONDUIT_SOAK: '1', CONDUIT_SOAK_RESULTS: out, TAP_TIMEOUT: '0' },
+    env: { ...process.env, CONDUIT_SOAK: '1', CONDUIT_SOAK_RESULTS: out, TAP_TIMEOUT: '0', CONDUIT_FUZZ_MESSAGES: flags['fuzz-messages'] },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   let tap = ''

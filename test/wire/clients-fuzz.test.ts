@@ -11,8 +11,8 @@ import { proofScale, recordProof } from '../support/proof.js'
 
 t.test('every path, three clients: exactly the events sent, nothing forged', async (t) => {
   const fuzz = await startFuzzServer(t)
-  // npm test: 60 runs. The soak: runs of 100 until 100,000 messages went through.
-  const target = proofScale(0, 100_000)
+  // npm test: 60 runs. The soak: runs of 100 until 100,000 messages (CONDUIT_FUZZ_MESSAGES) went through.
+  const target = proofScale(0, Number(process.env.CONDUIT_FUZZ_MESSAGES ?? 100_000))
   let seed = Number(process.env.CONDUIT_FUZZ_SEED ?? Date.now() % 2 ** 31)
   let runs = 0
   let messages = 0
