@@ -28,6 +28,11 @@ export function resources (): Record<string, number> {
   return counts
 }
 
+/** True when nothing of any kind runs more than in `before` (fewer is fine: a timer ended). */
+export function noMoreThan (before: Record<string, number>): boolean {
+  return Object.entries(resources()).every(([kind, count]) => count <= (before[kind] ?? 0))
+}
+
 /** Heap in use after full collections, in bytes. */
 export async function settledHeap (gc: () => void): Promise<number> {
   for (let i = 0; i < 3; i++) {
