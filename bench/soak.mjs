@@ -102,7 +102,7 @@ async function mixed (ms, connections) {
   })
   const port = await readyPort
   const start = Date.now()
-  const counts = { opened: 0, left: 0, resumed: 0, events: 0, errors: 0 }
+  const counts = { opened: 0, left: 0, resumed: 0, events: 0, errors: 0, halfOpenAfter2s: 0 }
   const paths = ['/news', '/news', '/plain', '/answer']
   const deadline = start + ms
   // Each client: opens a stream, reads for a random while (0.5–10 s), leaves (destroy or end),
@@ -161,13 +161,17 @@ function session (port, path, lastEventId, ms, counts) {
         if (frame.includes('data:')) counts.events++
       }
     })
+    let forced
     const timer = setTimeout(() => {
       counts.left++
-      if (Math.random() < 0.5) socket.destroy()
-      else socket.end()
+      if (Math.random() < 0.5) return socket.destroy()
+      socket.end()
+      // A half-closed connection the server has not closed 2 s later is counted, then dropped.
+      forced = setTimeout(() => { counts.halfOpenAfter2s++; socket.destroy() }, 2000)
     }, ms)
     socket.on('close', () => {
       clearTimeout(timer)
+      clearTimeout(forced)
       resolve(last)
     })
   })
