@@ -13,6 +13,14 @@ export interface ChannelCounters {
   slowDisconnects: number
 }
 
+/**
+ * A batch of several entries this long (UTF-16 units) is handed over at once instead of at the
+ * end of the turn. A publisher whose loop never lets the event loop turn (`await publish()` on
+ * memoryBus resolves without I/O) would otherwise grow one batch without bound, and nobody would
+ * receive anything until it stopped (found by the 1,000-subscriber proof: "Invalid string length" past 512 MB).
+ */
+const MAX_BATCH = 64 * 1024
+
 /** The Buffer of one selection of a batch's entries, shared by the streams that selected alike. */
 interface Selection {
   readonly mask: Buffer
@@ -56,11 +64,16 @@ export class FanOut {
     return this.#sinks.size + this.#selective.size + this.#iterators.size
   }
 
-  /** Adds a live entry to this turn's batch; the batch is flushed when the event loop turns. */
+  /**
+   * Adds a live entry to this turn's batch; the batch is flushed when the event loop turns, or
+   * at once when it reaches {@link MAX_BATCH}.
+   */
   add (entry: Entry): void {
     this.#entries.push(entry)
     this.#batch += entry.frame
-    if (!this.#flushScheduled) {
+    // One entry, however big, waits for the turn as before: only accumulation is bounded here.
+    if (this.#batch.length >= MAX_BATCH && this.#entries.length > 1) this.flush()
+    else if (!this.#flushScheduled) {
       this.#flushScheduled = true
       setImmediate(this.flush)
     }
