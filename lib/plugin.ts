@@ -156,9 +156,8 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     const settings = checked === undefined ? defaults : resolveStreamOptions(checked, defaults)
     const resume = checked?.resume
     if (resume !== undefined || source instanceof ResumableRecord) {
-      // HEAD starts nothing. A client already gone does not stop a resumable source: it runs
-      // whoever is connected.
-      if (reply.request.method === 'HEAD') return openStream(reply, source, settings)
+      // A client already gone does not stop a resumable source: it runs whoever is connected.
+      if (reply.request.method === 'HEAD') return headRecord(reply, source, settings, resume)
       return startRecord(reply, source, settings, resume)
     }
     return openStream(reply, source, settings)
@@ -190,6 +189,22 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
       return whenResponseClosed(reply.raw)
     }
     return openStream(reply, record, settings)
+  }
+
+  /**
+   * HEAD on a resumable route starts nothing and answers what a GET would: 204 where a GET gets
+   * 204 (no record, or read to its end after the Last-Event-ID), else the stream's head. A route
+   * that starts records streams a key that has no record yet (its GET would start it).
+   */
+  async function headRecord (reply: FastifyReply, source: unknown, settings: ResolvedOptions, resume: ResumeOptions | undefined): Promise<void> {
+    const key = resume === undefined ? (source as ResumableRecord).key : resume.key
+    const streams = (resume !== undefined && !await records.exists(key)) ||
+      await records.readable(key, lastEventIdOf(reply.request, lastEventIdQuery))
+    if (streams) return openStream(reply, source, settings)
+    const discarded = discardSource(source, reply.request.log)
+    reply.code(204).send()
+    const closed = whenResponseClosed(reply.raw)
+    return discarded.then(() => closed)
   }
 
   function openStream (reply: FastifyReply, source: unknown, settings: ResolvedOptions): Promise<void> {

@@ -47,6 +47,36 @@ t.test('HEAD answers the head and starts nothing', async (t) => {
   t.equal(starts, 0)
 })
 
+t.test('HEAD answers the status a GET would: 204 for no record, or one read to its end', async (t) => {
+  let starts = 0
+  const key = uniqueName('head-status')
+  const { app, url } = await startApp(t, {}, (app) => {
+    app.get('/start', (request, reply) => reply.sse(() => { starts++; return [{ data: 1 }, { data: 2 }] }, { resume: { key } }))
+    app.get('/attach/:key', (request, reply) => reply.sse(app.sse.resumable((request.params as { key: string }).key)))
+  })
+  const head = async (path: string, lastEventId?: string): Promise<number> =>
+    (await app.inject({ method: 'HEAD', url: path, headers: lastEventId === undefined ? {} : { 'last-event-id': lastEventId } })).statusCode
+  const get = async (path: string, lastEventId?: string): Promise<number> =>
+    (await app.inject({ method: 'GET', url: path, headers: lastEventId === undefined ? {} : { 'last-event-id': lastEventId } })).statusCode
+
+  t.equal(await head('/attach/nope'), 204, 'an unknown key: 204, as its GET')
+  t.equal(await get('/attach/nope'), 204)
+  t.equal(await head(`/attach/${key}`), 204, 'a key not started yet, on an attach route')
+  t.equal(await head('/start'), 200, 'a route that would start it: the stream head')
+  t.equal(starts, 0, 'HEAD started nothing')
+
+  const reader = await EventReader.fetch(url + '/start')
+  const events = await reader.take(2)
+  t.ok(await reader.end(5000), 'the record ended')
+  t.equal(starts, 1)
+  const last = events.at(-1)?.id as string
+  t.equal(await head(`/attach/${key}`), 200, 'a record with something to read')
+  t.equal(await head(`/attach/${key}`, last), 204, 'read to its end: 204, as its GET')
+  t.equal(await get(`/attach/${key}`, last), 204)
+  t.equal(await head('/start', last), 204, 'the same on the route that starts it')
+  t.equal(starts, 1, 'nothing started again')
+})
+
 t.test('resume options are checked, each named by its path', async (t) => {
   const { app } = await startApp(t, {}, (app) => {
     app.get('/bad', (request, reply) => reply.sse([], { resume: JSON.parse(String((request.query as { r: string }).r)) }))
