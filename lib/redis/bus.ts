@@ -136,7 +136,7 @@ class RedisStreamsBus implements RedisBus {
     this.#url = client === undefined ? redact(this.#connectUrl) : `redis://${client.options.host}:${client.options.port}`
     this.#prefix = prefix
     this.history = history
-    this.#publisher = new Publisher(prefix, publishTimeout, this.#url)
+    this.#publisher = new Publisher(prefix, publishTimeout, this.#url, () => this.#command?.status === 'ready' ? undefined : this.#lastError)
   }
 
   async ready (log?: BusLogger): Promise<void> {

@@ -64,6 +64,8 @@ export class Publisher {
   readonly #timeout: number
   readonly #margin: number
   readonly #url: string
+  /** The connection's error while it is down (undefined while it is up): a timeout's cause when no command failed. */
+  readonly #connectionError: () => unknown
   /** `<prefix>@publish:<this bus's random tag>:`, then a counter in base 36. */
   readonly #tokens: string
   #count = 0
@@ -76,8 +78,9 @@ export class Publisher {
   #newest: Pending | undefined
   #timer: NodeJS.Timeout | undefined
 
-  constructor (prefix: string, timeout: number, url: string) {
+  constructor (prefix: string, timeout: number, url: string, connectionError: () => unknown) {
     this.#timeout = timeout
+    this.#connectionError = connectionError
     // 10% of the bound, at most 100 ms: the time a reply has to come back once Redis stored.
     this.#margin = Math.min(100, Math.floor(timeout / 10))
     this.#url = url
@@ -154,7 +157,9 @@ export class Publisher {
   }
 
   #timedOut (pending: Pending): Error {
-    return new PublishTimeoutError(pending.channel, this.#timeout, this.#url, { cause: pending.last })
+    // A command queued by the client while it reconnects never fails: the cause is then why the
+    // connection is down (refused, reset…).
+    return new PublishTimeoutError(pending.channel, this.#timeout, this.#url, { cause: pending.last ?? this.#connectionError() })
   }
 }
 

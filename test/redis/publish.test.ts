@@ -95,6 +95,18 @@ if (needRedisServer(t, 'the publish outage tests')) {
     t.equal(id, entries[1][0], 'and publish() resolved to its id')
   })
 
+  t.test('Redis down, the publish queued by the client: the timeout names why the connection is down', async (t) => {
+    const { port, dir, server, bus, channel, stored } = await setup(t, 800)
+    await bus.publish(channel, 'data: before\n\n', 100)
+    await shutdownRedis(server.redis, port)
+    const err = await bus.publish(channel, 'data: lost\n\n', 100).then(() => undefined, (err: unknown) => err as Error & { code: string })
+    t.equal(err?.code, 'FST_ERR_CONDUIT_PUBLISH_TIMEOUT')
+    t.match(err?.cause, { message: /ECONNREFUSED|ECONNRESET|Connection is closed/ }, 'its cause: the connection error')
+    server.redis = await startRedis(port, ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir])
+    await bus.publish(channel, 'data: back\n\n', 100)
+    t.same(await stored(), ['data: before\n\n', 'data: back\n\n'], 'the rejected event was never stored')
+  })
+
   t.test('Redis restarted (AOF) while the client gives up at once: publish retries, stores once, or rejects at the bound', async (t) => {
     // A client of the application's that rejects queued commands at the first failed
     // reconnection: the bus retries them itself, within publishTimeout.
