@@ -378,7 +378,8 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     body.unpipe(response as unknown as NodeJS.WritableStream)
     this.#settings.log.error({ err }, 'fastify-conduit: event stream refused')
     response.statusCode = statusCode
-    response.removeHeader('content-encoding')
+    // An error reply, not a stream: none of the stream's own headers (see wire/headers.ts).
+    for (const name of ['content-encoding', 'cache-control', 'x-accel-buffering', 'connection']) response.removeHeader(name)
     response.setHeader('content-type', 'application/json; charset=utf-8')
     response.end(JSON.stringify({ statusCode, code: err.code, error: 'Internal Server Error', message: err.message }))
     this.stop('refused')

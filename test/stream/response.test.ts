@@ -205,6 +205,8 @@ t.test('@fastify/compress that would encode event streams: refused with a coded 
     const response = await fetch(url + path, { headers: { 'accept-encoding': 'gzip' } })
     t.equal(response.status, 500, 'an error status: EventSource stops instead of reconnecting forever')
     t.equal(response.headers.get('content-encoding'), null)
+    t.equal(response.headers.get('x-accel-buffering'), null, 'none of the stream headers on the error reply')
+    t.equal(response.headers.get('cache-control'), null)
     t.match(await response.json(), { statusCode: 500, code: 'FST_ERR_CONDUIT_UNFLUSHABLE_ENCODING' })
   }
   await finished.promise
