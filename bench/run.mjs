@@ -686,8 +686,9 @@ function readmeSnippet (outcome) {
   return [
     ...(scenarios.length > 0 ? [table(head, rows), ''] : []),
     ...(parsers.length > 0 ? [table(['', ...parsers.map((e) => `${e.title} (events/s)`)], parserRows), ''] : []),
-    ...loads.flatMap((e) => [`${e.title}:`, '', scenarioTable(e), '']),
-    `<sub>${outcome.mode} mode, median of ${outcome.runs} run${outcome.runs === 1 ? '' : 's'}; (×) relative to hand-tuned node:http${parsers.length > 0 ? ' (parsers: to eventsource-parser)' : ''}. ` +
+    ...loads.flatMap((e) => [`${e.title}:`, '', scenarioTable(e), '', scenarioNotes(e), '']),
+    `<sub>${outcome.mode} mode, median of ${outcome.runs} run${outcome.runs === 1 ? '' : 's'}; (×) relative to hand-tuned node:http${parsers.length > 0 ? ' (parsers: to eventsource-parser)' : ''}` +
+      `${loads.some((e) => e.kind === 'storm') ? ' (reconnect storm: to naive node:http)' : ''}. ` +
       `${machine.cpu}, ${machine.cores} cores; Node ${versions.node}, fastify ${versions.fastify}. ` +
       `Reproduce with \`npm run bench${outcome.mode === 'quick' ? ' -- --quick' : ''}\`.</sub>`
   ].join('\n')
