@@ -8,7 +8,11 @@
 //   -> { type: 'result', ns, frames, bodyBytes, headNs, cpu, sample }
 // mode 'many': holds connections, all reading and counting.
 //   <- { type: 'open', count }  -> { type: 'heads', total } once all have their response head
-//   -> { type: 'done', tDone, cpu, frames } once every socket has `events` events
+//   -> { type: 'done', tOpen, tDone, cpu, frames } once every socket has `events` events
+//   With `resume` (the ids of a channel's history, oldest first), the k-th socket sends
+//   `Last-Event-ID: resume[k % (n - 1)]` and expects the events after it instead (the storm).
+//   With `localAddresses`, the k-th socket connects from localAddresses[k % length] (many
+//   source addresses on 127.0.0.0/8: each has its own ephemeral ports).
 import net from 'node:net'
 import { FrameCounter } from './frame-counter.mjs'
 import { boundLifetime, report } from './processes.mjs'
@@ -21,7 +25,8 @@ boundLifetime(config.lifetimeMs)
 // per read, and the counter is done with the bytes before the next read overwrites them.
 const READ_BUFFER = Buffer.allocUnsafe(256 * 1024)
 
-const REQUEST = (path) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${config.port}\r\nAccept: text/event-stream\r\n\r\n`
+const REQUEST = (path, lastEventId = null) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${config.port}\r\nAccept: text/event-stream\r\n` +
+  (lastEventId === null ? '' : `Last-Event-ID: ${lastEventId}\r\n`) + '\r\n'
 
 function fail (message) {
   report({ type: 'error', message: `client: ${message}` })
@@ -87,7 +92,7 @@ function streamOnce (count, sampleBytes = 0) {
  * SYN costs a 1 s retransmit and would be measured as the server's slowness).
  */
 function holdMany () {
-  const { events, maxPending } = config
+  const { events, maxPending, resume, localAddresses } = config
   const path = config.path
   let opened = 0 // sockets asked for so far
   let target = 0 // sockets wanted after the current 'open'
@@ -96,9 +101,11 @@ function holdMany () {
   let done = 0
   let frames = 0
   let cpu0 = null
+  let tOpen = null // when the first 'open' arrived: a storm is timed from there
 
   process.on('message', (msg) => {
     if (msg.type === 'open') {
+      tOpen ??= process.hrtime.bigint()
       target += msg.count
       cpu0 = null
       openMore()
@@ -109,18 +116,26 @@ function holdMany () {
 
   function openMore () {
     while (opened < target && pending < maxPending) {
-      opened++
       pending++
-      connect()
+      connect(opened++)
     }
   }
 
-  function connect () {
+  function connect (k) {
     const counter = new FrameCounter()
     let gotHead = false
-    let complete = events === 0
-    const socket = net.connect({ host: '127.0.0.1', port: config.port, noDelay: true, onread: { buffer: READ_BUFFER, callback: onRead } })
-    socket.on('connect', () => socket.write(REQUEST(path)))
+    // Resuming: after one of the history's ids but the last, so every socket expects events.
+    const at = resume ? k % (resume.length - 1) : -1
+    const expected = resume ? resume.length - 1 - at : events
+    let complete = expected === 0
+    const socket = net.connect({
+      host: '127.0.0.1',
+      port: config.port,
+      localAddress: localAddresses?.[k % localAddresses.length],
+      noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: onRead }
+    })
+    socket.on('connect', () => socket.write(REQUEST(path, resume ? resume[at] : null)))
     function onRead (n, buf) {
       const added = counter.push(buf, n)
       if (!gotHead && counter.headDone) {
@@ -133,18 +148,18 @@ function holdMany () {
       }
       if (added > 0) {
         frames += added
-        if (!complete && counter.frames >= events) {
+        if (!complete && counter.frames >= expected) {
           complete = true
           if (++done === target) {
             const tDone = process.hrtime.bigint()
-            report({ type: 'done', tDone: String(tDone), cpu: process.cpuUsage(cpu0 ?? undefined), frames })
+            report({ type: 'done', tOpen: String(tOpen), tDone: String(tDone), cpu: process.cpuUsage(cpu0 ?? undefined), frames })
           }
         }
       }
     }
     socket.on('error', (err) => fail(`socket ${opened}: ${err.message}`))
     socket.on('close', () => {
-      if (!complete || counter.ended) fail(`a connection closed early (head: ${gotHead}, ${counter.frames} of ${events} events)`)
+      if (!complete || counter.ended) fail(`a connection closed early (head: ${gotHead}, ${counter.frames} of ${expected} events)`)
     })
   }
 }

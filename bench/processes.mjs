@@ -2,7 +2,7 @@
 // and always ended: asked to exit, then killed by pid if it does not. 5,000 sockets on each side
 // need more open files than a common soft limit of 1,024: Node raises its own soft limit to the
 // hard limit at startup, so only the hard limit matters (openFilesLimit() reads it).
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 
 /** Soft and hard limits on open files of a process, from /proc (Linux), or null. */
@@ -14,6 +14,16 @@ export function openFilesLimit (pid = 'self') {
   } catch {
     return null
   }
+}
+
+/**
+ * Whether a child can be started with `count` open files through prlimit(1): true, or why not
+ * (prlimit missing, or not allowed to raise the hard limit).
+ */
+export function raiseableFiles (count) {
+  const run = spawnSync('prlimit', [`--nofile=${count}:${count}`, '--', process.execPath, '-e', ''], { encoding: 'utf8' })
+  if (run.error) return `prlimit(1) is not available (${run.error.code})`
+  return run.status === 0 || run.stderr.trim() || `prlimit exited with ${run.status}`
 }
 
 /** Peak and current RSS of a process in bytes, from /proc/<pid>/status (Linux), or null. */
@@ -38,10 +48,14 @@ export class Child {
   /**
    * @param {string} script  absolute path of the .mjs to run
    * @param {object} config  passed as one JSON argument
-   * @param {object} options `{ execArgv }`: Node flags
+   * @param {object} options `{ execArgv, nofile }`: Node flags; `nofile`, open files (soft and
+   *   hard limit) to start the process with, through prlimit(1) (which execs Node: same pid;
+   *   raising the hard limit needs root or CAP_SYS_RESOURCE, see raiseableFiles())
    */
-  constructor (script, config, { execArgv = [] } = {}) {
-    this.#proc = spawn(process.execPath, [...execArgv, script, JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] })
+  constructor (script, config, { execArgv = [], nofile = null } = {}) {
+    const argv = [...execArgv, script, JSON.stringify(config)]
+    const [file, args] = nofile === null ? [process.execPath, argv] : ['prlimit', [`--nofile=${nofile}:${nofile}`, '--', process.execPath, ...argv]]
+    this.#proc = spawn(file, args, { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] })
     this.#proc.stderr.setEncoding('utf8')
     this.#proc.stderr.on('data', (text) => {
       this.#stderr = (this.#stderr + text).slice(-4000)

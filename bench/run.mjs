@@ -1,5 +1,6 @@
 // npm run bench [-- --quick] [-- --markdown] [-- --runs 5] [-- --only stream-1m,idle,parser]
 //   [-- --contenders conduit,raw-coalesced] [-- --cpu-prof] [-- --compare ../other-checkout]
+//   [-- --streams 19000] (idle-100k's stream count, where the file limit cannot be raised)
 //
 // Runs every contender through every scenario, each server and the load client in their own
 // process, contenders alternated run by run; prints markdown tables (medians and min–max over
@@ -10,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { Child, openFilesLimit } from './processes.mjs'
+import { Child, openFilesLimit, raiseableFiles } from './processes.mjs'
 import { kilobytes, megabytes, ratio, si, summarize, table } from './report.mjs'
 
 const BENCH = import.meta.dirname
@@ -29,7 +30,8 @@ const { values: args } = parseArgs({
     contenders: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     compare: { type: 'string' },
-    'cpu-prof-client': { type: 'boolean', default: false }
+    'cpu-prof-client': { type: 'boolean', default: false },
+    streams: { type: 'string' }
   }
 })
 
@@ -66,7 +68,7 @@ const CONTENDERS = [
 ]
 
 /** What each kind of scenario compares with; the others run only in server scenarios. */
-const BASELINES = { stream: 'raw-coalesced', broadcast: 'raw-coalesced', idle: 'raw-coalesced', parser: 'eventsource-parser' }
+const BASELINES = { stream: 'raw-coalesced', broadcast: 'raw-coalesced', idle: 'raw-coalesced', parser: 'eventsource-parser', storm: 'raw-naive', mass: 'raw-coalesced' }
 
 // --compare <dir>: another build of fastify-conduit (a checkout's root, built) runs beside this
 // one in the same run, each fastify-conduit contender twice (`conduit-where@other`, …): how a
@@ -88,6 +90,21 @@ const SCENARIOS = [
   { key: 'broadcast-1000', kind: 'broadcast', clients: 1_000, events: quick ? 200 : 1_000 },
   { key: 'broadcast-5000', kind: 'broadcast', clients: quick ? 2_000 : 5_000, events: quick ? 100 : 200 },
   { key: 'idle', kind: 'idle', clients: quick ? 2_000 : 5_000, warm: 100 },
+  // Reconnect storm: every client at once with a Last-Event-ID spread over 1,000 events of
+  // history (512-byte texts), until each has the events after its id. Peers without a replay
+  // facility are left out: better-sse reads Last-Event-ID (session.lastId) but keeps no
+  // history, fastify-sse-v2 neither reads nor keeps one.
+  {
+    key: 'storm',
+    kind: 'storm',
+    clients: quick ? 1_000 : 10_000,
+    history: 1_000,
+    contenders: ['conduit', 'raw-naive', 'fastify-sse'],
+    absent: 'better-sse and fastify-sse-v2 are left out: no replay facility (better-sse reads Last-Event-ID into session.lastId but keeps no history; fastify-sse-v2 neither)'
+  },
+  // Idle streams by the hundred thousand on one server process, heartbeats every second: the
+  // load client is several processes, each connecting from several loopback addresses.
+  { key: 'idle-100k', kind: 'mass', clients: Number(args.streams ?? (quick ? 5_000 : 100_000)), heartbeatMs: 1_000, windowMs: 5_000, contenders: ['conduit', 'raw-coalesced'] },
   { key: 'parser-small', kind: 'parser', input: 'small', events: quick ? 100_000 : 500_000 },
   { key: 'parser-large', kind: 'parser', input: 'large', events: quick ? 500 : 2_000 },
   { key: 'parser-split', kind: 'parser', input: 'split', events: quick ? 50_000 : 200_000 }
@@ -100,6 +117,8 @@ function title (s) {
   if (s.kind === 'parser') {
     return { small: `parser, ${n(s.events)} small events`, large: `parser, ${n(s.events)} events of ~14 KB`, split: `parser, ${n(s.events)} events in 1–64-byte chunks` }[s.input]
   }
+  if (s.kind === 'storm') return `reconnect storm, ${n(s.clients)} clients resuming in ${n(s.history)} events of history`
+  if (s.kind === 'mass') return `${n(s.clients)} idle streams, heartbeat every ${s.heartbeatMs / 1000} s`
   return `${n(s.clients)} idle streams`
 }
 
@@ -107,13 +126,30 @@ const UNITS = {
   stream: { unit: 'events/s', better: 'higher' },
   broadcast: { unit: 'deliveries/s', better: 'higher' },
   idle: { unit: 'RSS per stream', better: 'lower' },
-  parser: { unit: 'events/s', better: 'higher' }
+  parser: { unit: 'events/s', better: 'higher' },
+  storm: { unit: 'seconds until every client caught up', better: 'lower' },
+  mass: { unit: 'server RSS', better: 'lower' }
 }
+
+// At most this many sockets per load-client process (within common open-file limits) and per
+// source address (the idle-100k scenario): an address has about 28,000 ephemeral ports
+// (32768–60999), and those of a run just ended stay in TIME_WAIT for a minute, so every run
+// takes fresh addresses.
+const SOCKETS_PER_CLIENT = 10_000
+const SOCKETS_PER_ADDRESS = 10_000
+// From 127.x.y.2, x.y changing every second, so that a run started right after another does
+// not reuse its addresses (127.0.0.1 is left to everything else).
+let nextAddress = 2 + 256 * (Math.floor(Date.now() / 1000) % 60_000)
+// A storm's connections waiting for their response head at any one time: all at once, as far
+// as the listen backlog allows (net.core.somaxconn is commonly 4096; past it SYNs are dropped
+// and retried after a second, which would be measured as the server's slowness).
+const STORM_PENDING = 2048
 
 const TIMEOUT = {
   start: 30_000,
   stream: quick ? 60_000 : 120_000,
   connect: 120_000,
+  mass: 600_000,
   broadcast: quick ? 60_000 : 180_000
 }
 // The whole suite stops starting new runs past this budget (the issue bounds the modes at 2 and
@@ -134,7 +170,7 @@ for (const scenario of SCENARIOS) {
   if (selected && !selected.includes(scenario.key) && !selected.includes(scenario.kind)) continue
   const contenders = CONTENDERS.filter((c) =>
     (!chosen || chosen.includes(c.id)) &&
-    (!c.only ? scenario.kind !== 'parser' : c.only.includes(scenario.kind) || c.only.includes(scenario.key)) &&
+    (scenario.contenders ? scenario.contenders.includes(c.id) : !c.only ? !['parser', 'storm', 'mass'].includes(scenario.kind) : c.only.includes(scenario.kind) || c.only.includes(scenario.key)) &&
     // In the idle scenario both node:http variants hold the same bare response: one row is enough.
     !(scenario.kind === 'idle' && c.id === 'raw-naive'))
   results.push(await runScenario(scenario, contenders))
@@ -165,11 +201,22 @@ async function runScenario (scenario, contenders) {
   const entry = { key: scenario.key, kind: scenario.kind, title: scenario.title, unit, better, sizes: sizesOf(scenario), contenders: {} }
   for (const c of contenders) entry.contenders[c.id] = { label: c.label, runs: [] }
 
+  if (scenario.absent) {
+    entry.absent = scenario.absent
+    console.log(scenario.absent + '.\n')
+  }
   const needed = (scenario.clients ?? 1) + (scenario.warm ?? 0) + 256
   if (fds !== null && fds.hard < needed) {
-    entry.skipped = `needs ${needed} open files per process; the hard limit is ${fds.hard} (raise it as root: ulimit -n ${needed})`
-    console.log(`Skipped: ${entry.skipped}`)
-    return entry
+    // Past the hard limit: the server and clients of the idle-100k scenario are started through
+    // prlimit(1) with a higher one, which needs root (or CAP_SYS_RESOURCE).
+    const raised = scenario.kind === 'mass' ? raiseableFiles(needed) : 'only the idle-100k scenario raises it'
+    if (raised === true) scenario.nofile = needed
+    else {
+      entry.skipped = `needs ${needed} open files per process; the hard limit is ${fds.hard} and ${raised} ` +
+        `(raise it as root: ulimit -n ${needed}${scenario.kind === 'mass' ? `; or fewer streams: --streams ${fds.hard - 1_000}` : ''})`
+      console.log(`Skipped: ${entry.skipped}`)
+      return entry
+    }
   }
 
   for (let run = 0; run < RUNS; run++) {
@@ -206,7 +253,7 @@ async function runScenario (scenario, contenders) {
 }
 
 function sizesOf (s) {
-  return { events: s.events, clients: s.clients, warm: s.warm, warmup: s.warmup, input: s.input }
+  return { events: s.events, clients: s.clients, warm: s.warm, warmup: s.warmup, input: s.input, history: s.history, heartbeatMs: s.heartbeatMs, windowMs: s.windowMs }
 }
 
 async function measure (scenario, contender) {
@@ -217,13 +264,16 @@ async function measure (scenario, contender) {
     build: contender.build ?? null,
     scenario: scenario.kind === 'stream' ? 'stream' : 'subscribe',
     kind: scenario.kind,
-    lifetimeMs: TIMEOUT.start + TIMEOUT.connect + TIMEOUT.broadcast + 60_000,
+    history: scenario.history,
+    heartbeatMs: scenario.heartbeatMs,
+    lifetimeMs: TIMEOUT.start + TIMEOUT.mass + TIMEOUT.broadcast + 60_000,
     profile: args['cpu-prof'] ? join(RESULTS, 'profiles', `${scenario.key}-${contender.id}-server-${Date.now()}.cpuprofile`) : null
-  }, { execArgv: ['--expose-gc'] })
+  }, { execArgv: ['--expose-gc', ...(scenario.kind === 'mass' ? ['--max-old-space-size=8192'] : [])], nofile: scenario.nofile ?? null })
   const clientArgs = args['cpu-prof-client']
     ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`, `--cpu-prof-name=${scenario.key}-${contender.id}-client-${Date.now()}.cpuprofile`]
     : []
   let client = null
+  let clients = []
   try {
     const ready = await server.next(['ready', 'unavailable'], TIMEOUT.start)
     if (ready.type === 'unavailable') return { unavailable: ready.reason }
@@ -234,6 +284,13 @@ async function measure (scenario, contender) {
       const r = await client.next('result', TIMEOUT.stream)
       const seconds = Number(r.ns) / 1e9
       measured = { value: scenario.events / seconds, seconds, headMs: Number(r.headNs) / 1e6, bodyBytes: r.bodyBytes, ...cpuOf(r.cpu, seconds), sample: r.sample }
+    } else if (scenario.kind === 'storm') {
+      if (ready.historyIds === undefined) return { unavailable: 'no channel history in this build' }
+      client = new Child(CLIENT, { ...common, mode: 'many', events: 0, maxPending: STORM_PENDING, resume: ready.historyIds }, { execArgv: clientArgs })
+      measured = await measureStorm(scenario, server, client, ready)
+    } else if (scenario.kind === 'mass') {
+      clients = massClients(scenario, common, clientArgs)
+      measured = await measureMass(scenario, server, clients, ready)
     } else {
       client = new Child(CLIENT, { ...common, mode: 'many', events: scenario.kind === 'broadcast' ? delivered(scenario, contender) : 0, maxPending: 128 }, { execArgv: clientArgs })
       measured = scenario.kind === 'broadcast'
@@ -241,9 +298,9 @@ async function measure (scenario, contender) {
         : await measureIdle(scenario, server, client, ready)
     }
     const stats = await server.ask({ type: 'stats' }, 'stats', 10_000)
-    return { ...measured, peakRss: stats.hwm, serverCpuMs: (stats.cpu.user + stats.cpu.system) / 1000, note: ready.note }
+    return { ...measured, peakRss: stats.hwm, serverCpuMs: (stats.cpu.user + stats.cpu.system) / 1000, loopDelay: stats.loopDelay, note: ready.note }
   } finally {
-    await Promise.all([server.stop(), client?.stop()])
+    await Promise.all([server.stop(), client?.stop(), ...clients.map((c) => c.stop())])
   }
 }
 
@@ -302,11 +359,82 @@ async function measureIdle (scenario, server, client, ready) {
 }
 
 /**
+ * The storm: the server has its history; every client connects at once with its Last-Event-ID
+ * (the runner's 'go', then 'open' for all); timed in the client from the 'open' to the moment
+ * the last socket has every event after its id. The server records its event-loop delay from
+ * just before. `rssBefore` is the server's RSS (after GC) with the history and no client.
+ */
+async function measureStorm (scenario, server, client, ready) {
+  const before = await server.ask({ type: 'memory' }, 'memory', 10_000)
+  await server.ask({ type: 'loop' }, 'looping', 10_000)
+  client.send({ type: 'go' })
+  client.send({ type: 'open', count: scenario.clients })
+  const done = await client.next('done', TIMEOUT.broadcast)
+  const seconds = Number(BigInt(done.tDone) - BigInt(done.tOpen)) / 1e9
+  return {
+    value: seconds,
+    seconds,
+    deliveries: done.frames,
+    rssBefore: before.rss,
+    historyBytes: ready.historyBytes,
+    ...cpuOf(done.cpu, seconds)
+  }
+}
+
+/**
+ * Load clients for the idle-100k scenario: at most SOCKETS_PER_CLIENT sockets each, each socket
+ * from one of the process's source addresses (at most SOCKETS_PER_ADDRESS on each).
+ */
+function massClients (scenario, common, execArgv) {
+  const processes = Math.ceil(scenario.clients / SOCKETS_PER_CLIENT)
+  return Array.from({ length: processes }, (_, p) => {
+    const count = Math.floor(scenario.clients / processes) + (p < scenario.clients % processes ? 1 : 0)
+    const localAddresses = Array.from({ length: Math.ceil(count / SOCKETS_PER_ADDRESS) }, () => loopbackAddress(nextAddress++))
+    const child = new Child(CLIENT, { ...common, lifetimeMs: TIMEOUT.mass + 60_000, mode: 'many', events: 0, maxPending: 128, localAddresses },
+      { execArgv, nofile: count + 256 > (fds?.hard ?? Infinity) ? count + 256 : null })
+    child.count = count
+    return child
+  })
+}
+
+/** The n-th address of 127.0.0.0/8 (2: 127.0.0.2, 256: 127.0.1.0, …). */
+function loopbackAddress (n) {
+  return `127.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`
+}
+
+/**
+ * The idle-100k scenario: every client process opens its share (paced, 128 waiting per process)
+ * and the time runs until the server counts them all (connect rate); the server's RSS after GC
+ * then (total, and per stream over its RSS before any); then its CPU over `windowMs` with every
+ * stream idle but for heartbeats (share of one core, and per heartbeat sent).
+ */
+async function measureMass (scenario, server, clients, ready) {
+  const before = await server.ask({ type: 'memory' }, 'memory', 10_000)
+  const t0 = process.hrtime.bigint()
+  await Promise.all(clients.map((c) => c.ask({ type: 'open', count: c.count }, 'heads', TIMEOUT.mass)))
+  await allSubscribed(server, ready, scenario.clients, TIMEOUT.mass)
+  const connectSeconds = Number(process.hrtime.bigint() - t0) / 1e9
+  const after = await server.ask({ type: 'memory' }, 'memory', 30_000)
+  if (after.connected < scenario.clients) throw new Error(`only ${after.connected} of ${scenario.clients} streams open`)
+  const cpu = await server.ask({ type: 'cpu', ms: scenario.windowMs }, 'cpu', scenario.windowMs + 30_000)
+  const heartbeats = scenario.clients * cpu.elapsedMs / scenario.heartbeatMs
+  return {
+    value: after.rss,
+    rssPerStream: (after.rss - before.rss) / scenario.clients,
+    heapPerStream: (after.heapUsed - before.heapUsed) / scenario.clients,
+    connectSeconds,
+    connectRate: scenario.clients / connectSeconds,
+    heartbeatCpuShare: cpu.cpuMs / cpu.elapsedMs,
+    microsecondsPerHeartbeat: cpu.cpuMs * 1000 / heartbeats
+  }
+}
+
+/**
  * Every client has its response head; when the server can tell, also wait until it counts that
  * many subscribers (a head can be flushed before the subscription exists).
  */
-async function allSubscribed (server, ready, count) {
-  if (ready.countsConnections) await server.ask({ type: 'await', count }, 'connected', TIMEOUT.connect)
+async function allSubscribed (server, ready, count, timeoutMs = TIMEOUT.connect) {
+  if (ready.countsConnections) await server.ask({ type: 'await', count }, 'connected', timeoutMs)
   else await new Promise((resolve) => setTimeout(resolve, 500))
 }
 
@@ -374,6 +502,7 @@ function scenarioTable (entry) {
   const base = baselineOf(entry)
   const idle = entry.kind === 'idle'
   if (entry.kind === 'parser') return parserTable(entry, base)
+  if (entry.kind === 'storm' || entry.kind === 'mass') return loadTable(entry, base)
   const rows = Object.values(entry.contenders).map((slot) => {
     const s = slot.summary
     if (slot.unavailable) return [slot.label, `not available: ${slot.unavailable}`, '', '', '', '']
@@ -396,6 +525,51 @@ function scenarioTable (entry) {
   })
   const last = idle ? 'JS heap per stream' : 'client CPU (share of elapsed)'
   return table(['contender', idle ? 'RSS per stream' : entry.unit, 'min–max', 'vs coalesced', 'server peak RSS', last], rows)
+}
+
+/** The median over a contender's successful runs of `pick(run)`. */
+function medianOf (slot, pick) {
+  return summarize(slot.runs.filter((r) => r.error === undefined).map((r) => ({ value: pick(r) })))?.value?.median
+}
+
+/** The storm's and the idle-100k scenario's table. */
+function loadTable (entry, base) {
+  const storm = entry.kind === 'storm'
+  const rows = Object.values(entry.contenders).map((slot) => {
+    const s = slot.summary
+    const blank = storm ? ['', '', '', '', '', ''] : ['', '', '', '', '']
+    if (slot.unavailable) return [slot.label, `not available: ${slot.unavailable}`, ...blank]
+    if (s === null || s.value === null) return [slot.label, `failed: ${slot.runs.find((r) => r.error)?.error ?? 'no result'}`, ...blank]
+    const v = s.value
+    const failed = slot.runs.length - s.runs
+    const label = slot.label + (failed > 0 ? ` (${failed} run${failed > 1 ? 's' : ''} failed)` : '')
+    if (storm) {
+      const seconds = (x) => `${x.toFixed(2)} s`
+      const ms = (x) => Number.isFinite(x) ? `${x.toFixed(0)} ms` : '—'
+      return [
+        label,
+        seconds(v.median),
+        RUNS > 1 ? `${seconds(v.min)}–${seconds(v.max)}` : '—',
+        ratio(v.median, base),
+        megabytes(s.peakRss?.median),
+        megabytes(medianOf(slot, (r) => r.peakRss - r.rssBefore)),
+        `${ms(medianOf(slot, (r) => r.loopDelay?.p99))} / ${ms(medianOf(slot, (r) => r.loopDelay?.max))}`,
+        `${Math.round(s.clientCpuMs.median)} ms (${Math.round(s.clientCpuShare.median * 100)}%)`
+      ]
+    }
+    return [
+      label,
+      megabytes(v.median),
+      ratio(v.median, base),
+      kilobytes(medianOf(slot, (r) => r.rssPerStream)),
+      `${si(medianOf(slot, (r) => r.connectRate))}/s`,
+      `${(medianOf(slot, (r) => r.heartbeatCpuShare) * 100).toFixed(1)}%`,
+      `${medianOf(slot, (r) => r.microsecondsPerHeartbeat).toFixed(2)} µs`
+    ]
+  })
+  return storm
+    ? table(['contender', 'time to catch up', 'min–max', 'vs naive', 'server peak RSS', 'peak RSS added by the storm', 'event-loop delay p99 / max', 'client CPU (share of elapsed)'], rows)
+    : table(['contender', 'server RSS', 'vs coalesced', 'RSS per stream', 'connect rate (streams/s)', 'heartbeat CPU (share of a core)', 'CPU per heartbeat'], rows)
 }
 
 function parserTable (entry, base) {
@@ -456,12 +630,45 @@ function scenarioNotes (entry) {
         `(Fastify's share ${kilobytes(passThrough - raw)}), fastify-conduit ${kilobytes(direct)} (its own share ${kilobytes(direct - passThrough)}).`)
     }
   }
+  if (entry.kind === 'storm') notes.push(...stormNotes(entry))
+  if (entry.kind === 'mass') {
+    notes.push(`Connect rate: from the first connection to the server counting them all (load clients: ${Math.ceil(entry.sizes.clients / SOCKETS_PER_CLIENT)} ` +
+      `process(es), ≤ ${SOCKETS_PER_ADDRESS.toLocaleString('en-US')} sockets per source address, 128 connecting per process at a time). ` +
+      `RSS after GC with every stream open. Heartbeat CPU: the server's CPU time over ${entry.sizes.windowMs / 1000} s with every stream idle ` +
+      `but for a heartbeat every ${entry.sizes.heartbeatMs / 1000} s, as a share of one core and per heartbeat sent.`)
+  }
   for (const slot of Object.values(entry.contenders)) if (slot.note) notes.push(`${slot.label}: ${slot.note}`)
   return notes.join('\n')
 }
 
+/**
+ * What bounds a storm's memory: fastify-conduit holds per resuming subscriber about one replay
+ * page (100 events) plus its stream's buffer (64 KiB, one 32 KiB batch and one event on top;
+ * README, Replay); a naive replay holds up to the whole history per client.
+ */
+function stormNotes (entry) {
+  const notes = []
+  const { clients, history } = entry.sizes
+  for (const [id, slot] of Object.entries(entry.contenders)) {
+    const historyBytes = medianOf(slot, (r) => r.historyBytes)
+    if (!Number.isFinite(historyBytes)) continue
+    const event = historyBytes / history
+    const buffer = 100 * event + 64 * 1024 + 32 * 1024 + event
+    const added = medianOf(slot, (r) => r.peakRss - r.rssBefore)
+    notes.push(`${slot.label}: peak RSS added by the storm ${megabytes(added)}` +
+      (id === 'conduit' ? `; bound, clients × per-subscriber buffer (one page of 100 events + 64 KiB + 32 KiB + one event = ${kilobytes(buffer)}): ${megabytes(clients * buffer)}` : '') +
+      `; clients × history (${kilobytes(historyBytes)}): ${megabytes(clients * historyBytes)}.`)
+  }
+  notes.push('Time to catch up: from the load client starting all connections (at most ' +
+    `${STORM_PENDING} waiting for their head at a time) to the last one having every event after its Last-Event-ID ` +
+    '(client k resumes after the (k mod 999)-th id). Event-loop delay: the server\'s monitorEventLoopDelay (10 ms resolution) over the storm. ' +
+    'Kernel socket buffers are not in RSS.')
+  return notes
+}
+
 function readmeSnippet (outcome) {
-  const scenarios = outcome.scenarios.filter((e) => !e.skipped && e.kind !== 'parser')
+  const scenarios = outcome.scenarios.filter((e) => !e.skipped && !['parser', 'storm', 'mass'].includes(e.kind))
+  const loads = outcome.scenarios.filter((e) => !e.skipped && ['storm', 'mass'].includes(e.kind))
   const parsers = outcome.scenarios.filter((e) => !e.skipped && e.kind === 'parser')
   const ran = CONTENDERS.filter((c) => scenarios.some((e) => e.contenders[c.id] !== undefined))
   const rows = ran.map(({ id, label }) => [label, ...scenarios.map((e) => {
@@ -479,7 +686,9 @@ function readmeSnippet (outcome) {
   return [
     ...(scenarios.length > 0 ? [table(head, rows), ''] : []),
     ...(parsers.length > 0 ? [table(['', ...parsers.map((e) => `${e.title} (events/s)`)], parserRows), ''] : []),
-    `<sub>${outcome.mode} mode, median of ${outcome.runs} run${outcome.runs === 1 ? '' : 's'}; (×) relative to hand-tuned node:http${parsers.length > 0 ? ' (parsers: to eventsource-parser)' : ''}. ` +
+    ...loads.flatMap((e) => [`${e.title}:`, '', scenarioTable(e), '', scenarioNotes(e), '']),
+    `<sub>${outcome.mode} mode, median of ${outcome.runs} run${outcome.runs === 1 ? '' : 's'}; (×) relative to hand-tuned node:http${parsers.length > 0 ? ' (parsers: to eventsource-parser)' : ''}` +
+      `${loads.some((e) => e.kind === 'storm') ? ' (reconnect storm: to naive node:http)' : ''}. ` +
       `${machine.cpu}, ${machine.cores} cores; Node ${versions.node}, fastify ${versions.fastify}. ` +
       `Reproduce with \`npm run bench${outcome.mode === 'quick' ? ' -- --quick' : ''}\`.</sub>`
   ].join('\n')

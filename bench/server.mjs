@@ -6,6 +6,11 @@
 //   <- { type: 'stats' }            -> { type: 'stats', hwm, rss, cpu }
 //   <- { type: 'await', count }     -> { type: 'connected', count } once that many streams are open
 //   <- { type: 'profile' }          -> { type: 'profiling' } (a broadcast's CPU profile starts)
+//   <- { type: 'loop' }             -> { type: 'looping' } (event-loop delay recorded from now;
+//                                      'stats' then adds loopDelay { p50, p99, max } in ms)
+//   <- { type: 'cpu', ms }          -> { type: 'cpu', cpuMs, elapsedMs } (CPU over a window)
+// `ready` carries `historyIds` and `historyBytes` when the contender keeps a history (storm).
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { boundLifetime, procMemory, report } from './processes.mjs'
 import { tick } from './workload.mjs'
 
@@ -33,9 +38,17 @@ try {
 }
 
 // Profiled: a stream from ready on, a broadcast from the first publish on (not its connections).
+let loopDelay = null
 let profiler = config.profile && config.scenario === 'stream' ? await startProfiler() : null
 const cpuAtReady = process.cpuUsage()
-report({ type: 'ready', port: handle.port, countsConnections: handle.countsConnections !== false || handle.connectedCount !== undefined, note: handle.note })
+report({
+  type: 'ready',
+  port: handle.port,
+  countsConnections: handle.countsConnections !== false || handle.connectedCount !== undefined,
+  note: handle.note,
+  historyIds: handle.historyIds,
+  historyBytes: handle.historyBytes
+})
 
 process.on('message', async (msg) => {
   try {
@@ -49,6 +62,16 @@ process.on('message', async (msg) => {
     } else if (msg.type === 'profile') {
       profiler = await startProfiler()
       report({ type: 'profiling' })
+    } else if (msg.type === 'loop') {
+      loopDelay = monitorEventLoopDelay({ resolution: 10 })
+      loopDelay.enable()
+      report({ type: 'looping' })
+    } else if (msg.type === 'cpu') {
+      const cpu0 = process.cpuUsage()
+      const t0 = performance.now()
+      await new Promise((resolve) => setTimeout(resolve, msg.ms))
+      const cpu = process.cpuUsage(cpu0)
+      report({ type: 'cpu', cpuMs: (cpu.user + cpu.system) / 1000, elapsedMs: performance.now() - t0 })
     } else if (msg.type === 'publish') {
       const publish = handle.publish
       const t0 = process.hrtime.bigint()
@@ -65,7 +88,10 @@ process.on('message', async (msg) => {
     } else if (msg.type === 'stats') {
       if (profiler) await profiler.stop(config.profile)
       const mem = procMemory() ?? { hwm: process.resourceUsage().maxRSS * 1024, rss: process.memoryUsage.rss() }
-      report({ type: 'stats', ...mem, cpu: process.cpuUsage(cpuAtReady) })
+      loopDelay?.disable()
+      const ms = (ns) => ns / 1e6
+      const delay = loopDelay && { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) }
+      report({ type: 'stats', ...mem, cpu: process.cpuUsage(cpuAtReady), loopDelay: delay })
     }
   } catch (err) {
     report({ type: 'error', message: `${config.contender}: ${err.stack}` })

@@ -16,6 +16,17 @@ export function tick (i) {
   return { event: 'tick', id: i, data: { i, text: TEXT } }
 }
 
+/**
+ * The reconnect storm's history event: a tick whose text is `STORM_TEXT` (512 bytes), so that
+ * a history of 1,000 (about 560 KB on the wire) is well above a subscriber's buffer.
+ */
+export const STORM_TEXT = 'x'.repeat(512)
+
+/** The storm's i-th history event (no id: each contender gives its own, see `historyIds`). */
+export function stormTick (i) {
+  return { event: 'tick', data: { i, text: STORM_TEXT } }
+}
+
 /** `count` ticks from an async generator: the source shape most SSE APIs document. */
 export async function * asyncTicks (count) {
   for (let i = 0; i < count; i++) yield tick(i)
@@ -33,6 +44,9 @@ export function * syncTicks (count) {
 export function tickFrame (msg) {
   return 'event: ' + msg.event + '\nid: ' + msg.id + '\ndata: ' + JSON.stringify(msg.data) + '\n\n'
 }
+
+/** The heartbeat comment frame, as every contender sends it. */
+export const HEARTBEAT = ':\n\n'
 
 /** Fastify listen options shared by every Fastify-based contender. */
 export const LISTEN = { host: '127.0.0.1', port: 0, backlog: 8192 }

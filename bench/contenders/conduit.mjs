@@ -8,11 +8,11 @@
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { aborted, LISTEN, tick, unavailable } from '../workload.mjs'
+import { aborted, LISTEN, stormTick, tick, tickFrame, unavailable } from '../workload.mjs'
 
 const Tick = Type.Object({ i: Type.Integer(), text: Type.String() })
 
-export async function start ({ scenario, kind, variant, build }, hooks) {
+export async function start ({ scenario, kind, variant, build, history, heartbeatMs }, hooks) {
   let fastifyConduit
   try {
     // `build`: another build's dist/esm/index.js (npm run bench -- --compare <dir>).
@@ -29,7 +29,10 @@ export async function start ({ scenario, kind, variant, build }, hooks) {
     for (const name of Object.values(diagnosticsChannels)) subscribe(name, () => seen.set(name, (seen.get(name) ?? 0) + 1))
   }
   const app = Fastify({ logger: false })
-  await app.register(fastifyConduit, { heartbeat: false })
+  // Heartbeats only where measured (the 100,000 idle streams), every `heartbeatMs`; there and in
+  // the storm, no cap on open streams (`maxConnections` defaults to 10,000).
+  const load = kind === 'storm' || kind === 'mass'
+  await app.register(fastifyConduit, { heartbeat: heartbeatMs ?? false, ...(load ? { maxConnections: Infinity } : {}) })
   if (!app.hasReplyDecorator('sse')) throw unavailable('reply.sse is not decorated yet')
 
   if (scenario === 'stream') {
@@ -48,7 +51,16 @@ export async function start ({ scenario, kind, variant, build }, hooks) {
   }
 
   if (typeof app.sse?.channel === 'function') {
-    const channel = app.sse.channel('bench', { schema: { tick: Tick } })
+    const channel = app.sse.channel('bench', { schema: { tick: Tick }, ...(history ? { history } : {}) })
+    // Reconnect storm: the channel's history, published before the clients come back.
+    const historyIds = []
+    let historyBytes = 0
+    for (let i = 0; i < (history ?? 0); i++) {
+      const msg = stormTick(i)
+      const id = await channel.publish(msg)
+      historyIds.push(id)
+      historyBytes += Buffer.byteLength(tickFrame({ ...msg, id }))
+    }
     if (variant === 'where') {
       if (typeof channel.where !== 'function') throw unavailable('channel.where() is not in this build yet')
       // Passes half the events (the even ticks), evaluated per subscriber per event.
@@ -71,6 +83,8 @@ export async function start ({ scenario, kind, variant, build }, hooks) {
       port: app.server.address().port,
       // A subscriber's stream is open (and joining the channel) once reply.sse(channel) ran.
       connectedCount: () => app.sse.stats().openStreams,
+      historyIds,
+      historyBytes,
       // A channel assigns ids itself (publishing with one is an error): the bench's id is left out.
       publish: (msg) => channel.publish({ event: msg.event, data: msg.data })
     }

@@ -7,12 +7,14 @@
 //   socket is backed up gets the Buffers queued, written as one when it drains.
 // - Variant 'per-event' (broadcast only) writes each event's Buffer to every client at once,
 //   without gathering: what the gathering is worth.
+// - With `heartbeatMs` (the 100,000 idle streams), one timer writes one shared heartbeat Buffer
+//   to every client each interval.
 import http from 'node:http'
-import { asyncTicks, listenNode, requestedEvents, SSE_HEADERS, tickFrame } from '../workload.mjs'
+import { asyncTicks, HEARTBEAT, listenNode, requestedEvents, SSE_HEADERS, tickFrame } from '../workload.mjs'
 
 const BATCH_CHARS = 16 * 1024
 
-export async function start ({ scenario, variant }, hooks) {
+export async function start ({ scenario, variant, heartbeatMs }, hooks) {
   const clients = new Set()
   let pending = []
   let scheduled = false
@@ -48,6 +50,11 @@ export async function start ({ scenario, variant }, hooks) {
     const buf = Buffer.from(pending.join(''))
     pending = []
     for (const client of clients) write(client, buf)
+  }
+
+  if (heartbeatMs) {
+    const beat = Buffer.from(HEARTBEAT)
+    setInterval(() => { for (const client of clients) write(client, beat) }, heartbeatMs).unref()
   }
 
   const port = await listenNode(server)
