@@ -152,6 +152,20 @@ test('multibyte characters split across chunks', async (t) => {
   }
 })
 
+test('ASCII and other text in turn, cut anywhere in three chunks', async (t) => {
+  // ASCII chunks and the others take different decoders; a cut sequence waits for the next
+  // chunk whichever decodes it.
+  const data = bytes('data: a\n\ndata: é😀\n\nid: 中\ndata: b\n\ndata: c\n\n')
+  const expected = [message('a'), message('é😀'), message('b', '中'), message('c', '中')]
+  for (let i = 1; i < data.length; i++) {
+    for (let j = i; j < data.length; j++) {
+      const chunks = [data.subarray(0, i), data.subarray(i, j), data.subarray(j)]
+      t.same(parse(chunks).events, expected, `cut at ${i} and ${j}`)
+    }
+  }
+  t.same(parse(Array.from(data, (byte) => Uint8Array.of(byte))).events, expected, 'byte by byte')
+})
+
 test('CR at the end of a chunk, LF at the start of the next: one line break', async (t) => {
   t.same(parse(['data: a\r', '\ndata: b\r', '\n\r', '\n']).events, [message('a\nb')])
   // An empty chunk, or one holding only part of a character, does not forget the CR.
