@@ -152,6 +152,20 @@ test('multibyte characters split across chunks', async (t) => {
   }
 })
 
+test('ASCII and other text in turn, cut anywhere in three chunks', async (t) => {
+  // ASCII chunks and the others take different decoders; a cut sequence waits for the next
+  // chunk whichever decodes it.
+  const data = bytes('data: a\n\ndata: é😀\n\nid: 中\ndata: b\n\ndata: c\n\n')
+  const expected = [message('a'), message('é😀'), message('b', '中'), message('c', '中')]
+  for (let i = 1; i < data.length; i++) {
+    for (let j = i; j < data.length; j++) {
+      const chunks = [data.subarray(0, i), data.subarray(i, j), data.subarray(j)]
+      t.same(parse(chunks).events, expected, `cut at ${i} and ${j}`)
+    }
+  }
+  t.same(parse(Array.from(data, (byte) => Uint8Array.of(byte))).events, expected, 'byte by byte')
+})
+
 test('CR at the end of a chunk, LF at the start of the next: one line break', async (t) => {
   t.same(parse(['data: a\r', '\ndata: b\r', '\n\r', '\n']).events, [message('a\nb')])
   // An empty chunk, or one holding only part of a character, does not forget the CR.
@@ -322,6 +336,15 @@ test('maxEventSize: an event is its lines in UTF-8, line ends included, up to th
   // Lone surrogates (not a pair) are three bytes each, as U+FFFD would be.
   const lone = new EventStreamParser('', { maxEventSize: 6 + 3 + 1 })
   t.same(lone.feed(bytes('data: \uD800\n\n')).length, 1)
+  // Long text too (counted another way), in one chunk or with the event's start in the one before.
+  const long = `data: ${'中é😀a'.repeat(2000)}\n\n`
+  const size = bytes(long).length - 1
+  for (const chunks of [[`data: a\n\n${long}`], [`data: a\n\n${long.slice(0, 9000)}`, long.slice(9000)]]) {
+    const fits = new EventStreamParser('', { maxEventSize: size })
+    t.equal(chunks.flatMap((chunk) => fits.feed(bytes(chunk))).length, 2)
+    const small = new EventStreamParser('', { maxEventSize: size - 1 })
+    t.throws(() => { for (const chunk of chunks) small.feed(bytes(chunk)) }, { code: 'FST_ERR_CONDUIT_CLIENT_EVENT_TOO_LARGE' })
+  }
 })
 
 test('maxEventSize: each event counts from the end of the one before; many small events never add up', async (t) => {
