@@ -12,7 +12,8 @@
 //
 // Writes bench/results/soak-<date>.json and .md. Flags: --minutes <n> (mixed run, default 2),
 // --connections <n> (default 3000), --only proofs|mixed, --skip <proof name,...>,
-// --fuzz-messages <n> (default 10000; 100000 is the full proof, about 30 min here).
+// --fuzz-messages <n> (default 10000; 100000 is the full proof: about 4 min on a quiet
+// machine, 30 on a loaded one).
 import { execFileSync, fork, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
