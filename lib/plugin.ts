@@ -184,9 +184,8 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     }
     if (!await records.readable(record.key, lastEventIdOf(reply.request, lastEventIdQuery))) {
       // No record (never started, or expired), or nothing left of it after the reader's
-      // Last-Event-ID (it read to the end): 204, on which EventSource stops reconnecting.
-      reply.code(204).send()
-      return whenResponseClosed(reply.raw)
+      // Last-Event-ID (it read to the end).
+      return noContent(reply, record)
     }
     return openStream(reply, record, settings)
   }
@@ -201,6 +200,11 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     const streams = (resume !== undefined && !await records.exists(key)) ||
       await records.readable(key, lastEventIdOf(reply.request, lastEventIdQuery))
     if (streams) return openStream(reply, source, settings)
+    return noContent(reply, source)
+  }
+
+  /** 204, on which EventSource stops reconnecting; `source` is closed unstarted. */
+  function noContent (reply: FastifyReply, source: unknown): Promise<void> {
     const discarded = discardSource(source, reply.request.log)
     reply.code(204).send()
     const closed = whenResponseClosed(reply.raw)
