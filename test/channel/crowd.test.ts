@@ -60,11 +60,33 @@ t.test('a publisher that never lets the event loop turn: subscribers get its eve
   t.ok(await eventually(() => app.sse.stats().openStreams === 1, 10_000), 'subscribed')
   // On memoryBus, publish() resolves without I/O: this loop never gives the event loop a turn.
   // Before, its events piled up in one batch until the loop ended (or the string passed 512 MB).
-  const payload = 'b'.repeat(1024)
+  // 4 KiB each: a batch goes out at 256 KiB, every 64 events.
+  const payload = 'b'.repeat(4096)
   let sentDuring = 0
   for (let n = 0; n < 1000; n++) {
     await channel.publish({ data: payload })
     sentDuring = app.sse.stats().sentEvents
   }
   t.ok(sentDuring >= 900, `the subscriber was written ${sentDuring} of 1000 events while the loop ran`)
+})
+
+t.test('what one turn publishes goes out as one batch, up to 256 KiB: a burst of 1,000 small events is not cut', async (t) => {
+  const { app, port, channel } = await startChannelApp(t, {}, '/burst', 'burst')
+  const socket = rawGet(port, '/burst', { Accept: 'text/event-stream' })
+  t.teardown(() => socket.destroy())
+  let received = ''
+  socket.on('data', (chunk: Buffer) => { received += chunk.toString() })
+  t.ok(await eventually(() => app.sse.stats().openStreams === 1, 10_000), 'subscribed')
+  // About 150 bytes on the wire each, 150 KB in all: more than the 64 KiB that used to cut a
+  // turn's batch in two (one more write per subscriber per turn, a third of a broadcast's speed).
+  const payload = 'c'.repeat(100)
+  const sentBefore = app.sse.stats().sentEvents
+  let sentDuring = 0
+  for (let n = 0; n < 1000; n++) {
+    await channel.publish({ data: payload })
+    sentDuring = Math.max(sentDuring, app.sse.stats().sentEvents - sentBefore)
+  }
+  t.equal(sentDuring, 0, 'nothing was handed over while the turn lasted')
+  t.ok(await eventually(() => app.sse.stats().sentEvents - sentBefore === 1000, 10_000), 'then all 1,000 at once, at the end of the turn')
+  t.ok(await eventually(() => (received.match(/^data: c+$/gm) ?? []).length === 1000, 10_000), 'and the client got every one')
 })
