@@ -9,6 +9,7 @@
 //   <- { type: 'loop' }             -> { type: 'looping' } (event-loop delay recorded from now;
 //                                      'stats' then adds loopDelay { p50, p99, max } in ms)
 //   <- { type: 'cpu', ms }          -> { type: 'cpu', cpuMs, elapsedMs } (CPU over a window)
+//   <- { type: 'heap', file }       -> { type: 'heap', file } (a heap snapshot, after GC)
 // `ready` carries `historyIds` and `historyBytes` when the contender keeps a history (storm).
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { boundLifetime, procMemory, report } from './processes.mjs'
@@ -85,6 +86,12 @@ process.on('message', async (msg) => {
       await new Promise((resolve) => setTimeout(resolve, 50))
       const { rss, heapUsed } = process.memoryUsage()
       report({ type: 'memory', rss, heapUsed, connected: handle.connectedCount?.() ?? connected })
+    } else if (msg.type === 'heap') {
+      globalThis.gc?.()
+      globalThis.gc?.()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const { writeHeapSnapshot } = await import('node:v8')
+      report({ type: 'heap', file: writeHeapSnapshot(msg.file) })
     } else if (msg.type === 'stats') {
       if (profiler) await profiler.stop(config.profile)
       const mem = procMemory() ?? { hwm: process.resourceUsage().maxRSS * 1024, rss: process.memoryUsage.rss() }
