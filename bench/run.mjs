@@ -46,6 +46,8 @@ const CONTENDERS = [
   { id: 'conduit', module: 'conduit', label: 'fastify-conduit' },
   { id: 'conduit-sync', module: 'conduit', variant: 'sync', label: 'fastify-conduit, sync generator', only: ['stream'] },
   { id: 'conduit-noschema', module: 'conduit', variant: 'noschema', label: 'fastify-conduit, no schema.sse', only: ['stream-1m'] },
+  // The same schema.sse and serializer with the check accepting everything: validation alone.
+  { id: 'conduit-nocheck', module: 'conduit', variant: 'nocheck', label: 'fastify-conduit, schema.sse, check off (same serializer)', only: ['stream-1m'] },
   // Channel paths beside reply.sse(channel): a where() filter passing half the events (each
   // client then expects half), the subscription handed to reply.sse, and subscribe() iterated
   // in user code (a generator re-yielding each message, which reply.sse formats per stream).
@@ -604,6 +606,12 @@ function scenarioNotes (entry) {
         `without ${si(without)} events/s (${ratio(withSchema, without)}; with a schema every event is checked, then ` +
         'serialized by fast-json-stringify instead of JSON.stringify).')
       entry.validationOverhead = { withSchema, without, slowdown: 1 - withSchema / without }
+    }
+    const unchecked = median('conduit-nocheck')
+    if (Number.isFinite(withSchema) && Number.isFinite(unchecked)) {
+      notes.push(`Validation alone (same schema.sse, same fast-json-stringify serializer, the check on or accepting everything): ` +
+        `on ${si(withSchema)} events/s, off ${si(unchecked)} events/s (${ratio(withSchema, unchecked)}).`)
+      entry.checkOverhead = { on: withSchema, off: unchecked, slowdown: 1 - withSchema / unchecked }
     }
     if (Number.isFinite(withSchema) && Number.isFinite(sync)) {
       notes.push(`Sync generator source: ${si(sync)} events/s vs async generator ${si(withSchema)} (${ratio(sync, withSchema)}).`)

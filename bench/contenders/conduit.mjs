@@ -4,13 +4,19 @@
 // reply.sse(channel), or with variant 'where' a filter passing half the events, 'subscribe'
 // reply.sse(channel.subscribe()), 'iterate' subscribe() iterated in a generator, 'merge' the
 // channel and a quiet one on one stream (app.sse.merge: an id of its own per event and stream).
+// Variant 'nocheck' (stream): schema.sse with the same JSON Schema, so the same
+// fast-json-stringify serializer, but a TypeBox kind registered to accept every value in place
+// of the compiled check: what validation alone costs, the serializer being the same.
 // Variant 'diagnostics' (stream or broadcast): the same, with a diagnostics_channel subscriber.
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
-import { Type } from '@sinclair/typebox'
+import { Kind, Type, TypeRegistry } from '@sinclair/typebox'
 import { aborted, LISTEN, stormTick, tick, tickFrame, unavailable } from '../workload.mjs'
 
 const Tick = Type.Object({ i: Type.Integer(), text: Type.String() })
+// Tick's JSON Schema under a kind whose check accepts anything (one registry call per event).
+TypeRegistry.Set('BenchAcceptAll', () => true)
+const TickUnchecked = { ...Tick, [Kind]: 'BenchAcceptAll' }
 
 export async function start ({ scenario, kind, variant, build, history, heartbeatMs }, hooks) {
   let fastifyConduit
@@ -36,7 +42,7 @@ export async function start ({ scenario, kind, variant, build, history, heartbea
   if (!app.hasReplyDecorator('sse')) throw unavailable('reply.sse is not decorated yet')
 
   if (scenario === 'stream') {
-    const options = variant === 'noschema' ? {} : { schema: { sse: { tick: Tick } } }
+    const options = variant === 'noschema' ? {} : { schema: { sse: { tick: variant === 'nocheck' ? TickUnchecked : Tick } } }
     app.get('/sse', options, variant === 'sync'
       ? (request, reply) => {
           const count = Number(request.query.n)
