@@ -609,7 +609,7 @@ function scenarioNotes (entry) {
     }
     const unchecked = median('conduit-nocheck')
     if (Number.isFinite(withSchema) && Number.isFinite(unchecked)) {
-      notes.push(`Validation alone (same schema.sse, same fast-json-stringify serializer, the check on or accepting everything): ` +
+      notes.push('Validation alone (same schema.sse, same fast-json-stringify serializer, the check on or accepting everything): ' +
         `on ${si(withSchema)} events/s, off ${si(unchecked)} events/s (${ratio(withSchema, unchecked)}).`)
       entry.checkOverhead = { on: withSchema, off: unchecked, slowdown: 1 - withSchema / unchecked }
     }
