@@ -101,16 +101,44 @@ export interface McpOptions {
   bus: Bus
   /** Milliseconds of (simulated) work per sentence. Default 300. */
   delay?: number
+  /**
+   * Milliseconds a session may go without a request in progress before the server ends it
+   * (its transport closed, its id answered 404 from then on, as the Streamable HTTP transport
+   * says a terminated session is). A session with a request or its GET stream open is never
+   * idle. Default 1,800,000 (30 minutes).
+   */
+  sessionIdleTimeout?: number
 }
 
-export const mcp: FastifyPluginAsync<McpOptions> = async (app, { bus, delay = 300 }) => {
+/** One MCP session: its transport, the requests it has in progress, and when the last ended. */
+interface Session {
+  readonly transport: StreamableHTTPServerTransport
+  active: number
+  idleSince: number
+}
+
+export const mcp: FastifyPluginAsync<McpOptions> = async (app, { bus, delay = 300, sessionIdleTimeout = 30 * 60_000 }) => {
   const routes = app.withTypeProvider<TypeBoxTypeProvider>()
   // Every MCP stream's messages go on the bus under event ids: a client whose stream was cut
   // reconnects (GET with Last-Event-ID) and gets what it missed, then the rest, once.
   const eventStore = mcpEventStore({ bus })
-  // Sessions live in this process until the client ends them (DELETE) or the server closes; a
-  // production server would also expire idle ones.
-  const sessions = new Map<string, StreamableHTTPServerTransport>()
+  // Sessions live in this process until the client ends them (DELETE), they stay idle for
+  // sessionIdleTimeout, or the server closes. Ended ones are remembered (ids only, until the
+  // server closes; a real server would keep them in a store with an expiry) so that their
+  // requests get 404, on which a client starts a new session.
+  const sessions = new Map<string, Session>()
+  const ended = new Set<string>()
+  const end = (id: string, session: Session): void => {
+    sessions.delete(id)
+    ended.add(id)
+    session.transport.close().catch((err: unknown) => app.log.error({ err }, 'mcp: closing an idle session failed'))
+  }
+  const sweeper = setInterval(() => {
+    const now = Date.now()
+    for (const [id, session] of sessions) {
+      if (session.active === 0 && now - session.idleSince >= sessionIdleTimeout) end(id, session)
+    }
+  }, Math.max(10, Math.min(sessionIdleTimeout / 2, 60_000))).unref()
 
   // Streamable HTTP: POST (requests), GET (the server's stream, and resumption), DELETE (end of
   // the session), all on /mcp; the SDK's transport answers them on the raw response.
@@ -120,26 +148,44 @@ export const mcp: FastifyPluginAsync<McpOptions> = async (app, { bus, delay = 30
     handler: async (request, reply) => {
       if (fromOtherOrigin(request)) return reply.code(403).send()
       const sessionId = request.headers['mcp-session-id']
-      let transport = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined
-      if (transport === undefined && request.method === 'POST' && isInitializeRequest(request.body)) {
-        const created = new StreamableHTTPServerTransport({
-          sessionIdGenerator: randomUUID,
-          eventStore,
-          onsessioninitialized: (id) => { sessions.set(id, created) }
-        })
-        created.onclose = () => { if (created.sessionId !== undefined) sessions.delete(created.sessionId) }
-        await textStatsServer(delay).connect(created)
-        transport = created
+      let session = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined
+      if (session === undefined && typeof sessionId === 'string' && ended.has(sessionId)) {
+        return reply.code(404).send({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found: it ended; initialize a new one' } })
       }
-      if (transport === undefined) {
+      if (session === undefined && request.method === 'POST' && isInitializeRequest(request.body)) {
+        const created: Session = {
+          transport: new StreamableHTTPServerTransport({
+            sessionIdGenerator: randomUUID,
+            eventStore,
+            onsessioninitialized: (id) => { sessions.set(id, created) }
+          }),
+          active: 0,
+          idleSince: Date.now()
+        }
+        created.transport.onclose = () => {
+          const id = created.transport.sessionId
+          if (id !== undefined && sessions.delete(id)) ended.add(id)
+        }
+        await textStatsServer(delay).connect(created.transport)
+        session = created
+      }
+      if (session === undefined) {
         return reply.code(400).send({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: no valid session; initialize first' } })
       }
       reply.hijack()
-      await transport.handleRequest(request.raw, reply.raw, request.body)
+      // In progress until its response is over: a GET stream keeps its session from going idle.
+      const current = session
+      current.active++
+      reply.raw.once('close', () => {
+        current.active--
+        current.idleSince = Date.now()
+      })
+      await current.transport.handleRequest(request.raw, reply.raw, request.body)
     }
   })
   app.addHook('onClose', async () => {
-    await Promise.all([...sessions.values()].map((transport) => transport.close()))
+    clearInterval(sweeper)
+    await Promise.all([...sessions.values()].map((session) => session.transport.close()))
   })
 
   routes.get('/mcp/tools/execute', {

@@ -9,9 +9,9 @@ import { buildDemo } from '../../example/demo/server.ts'
 import { mcp } from '../../example/mcp.ts'
 import { FrameReader, startPackageApp } from '../support/index.js'
 
-async function start (t: Test): Promise<string> {
+async function start (t: Test, sessionIdleTimeout?: number): Promise<string> {
   const bus = memoryBus()
-  return (await startPackageApp(t, { bus }, (app) => { app.register(mcp, { bus, delay: 5 }) })).url
+  return (await startPackageApp(t, { bus }, (app) => { app.register(mcp, { bus, delay: 5, sessionIdleTimeout }) })).url
 }
 
 const text = 'Streams are great. Streams resume. Events carry ids!'
@@ -71,6 +71,47 @@ t.test('the wire: SSE message events whose ids come from the event store; sessio
   t.equal(foreign.status, 403, 'another origin is refused')
   const ended = await fetch(url + '/mcp', { method: 'DELETE', headers: { 'mcp-session-id': session } })
   t.equal(ended.status, 200, 'the client ends its session')
+  const after = await post({ jsonrpc: '2.0', id: 4, method: 'tools/list' }, { 'mcp-session-id': session })
+  t.equal(after.status, 404, 'an ended session is not found (the client then starts a new one)')
+})
+
+t.test('idle sessions end after sessionIdleTimeout; a session with its GET stream open does not', async (t) => {
+  const url = await start(t, 300)
+  const open = async (): Promise<{ client: Client, transport: StreamableHTTPClientTransport }> => {
+    const client = new Client({ name: 'test', version: '1.0.0' })
+    const transport = new StreamableHTTPClientTransport(new URL(url + '/mcp'))
+    await client.connect(transport)
+    t.teardown(() => client.close())
+    return { client, transport }
+  }
+  const listed = async (session: string): Promise<number> => (await fetch(url + '/mcp', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' })
+  })).status
+  // The SDK client opens its GET stream after connecting: that session stays in use.
+  const streaming = await open()
+  // A session used by POSTs only, each over once answered: it goes idle.
+  const quiet = await fetch(url + '/mcp', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
+  })
+  const quietSession = quiet.headers.get('mcp-session-id') as string
+  await quiet.text()
+  t.equal(await listed(quietSession), 200, 'a fresh session answers')
+  // Each look is a request, which makes the session busy again: look after longer and longer
+  // silences (a loaded machine may run the sweep late), up to about 20 s in all.
+  let status = 200
+  for (let silence = 500; status === 200 && silence <= 10_000; silence *= 2) {
+    await new Promise((resolve) => setTimeout(resolve, silence))
+    status = await listed(quietSession)
+  }
+  t.equal(status, 404, 'left without a request for sessionIdleTimeout, it ends: 404')
+  const streamingSession = streaming.transport.sessionId as string
+  t.equal(await listed(streamingSession), 200, 'the session whose GET stream is open is still there')
+  const { tools } = await streaming.client.listTools()
+  t.same(tools.map((tool) => tool.name), ['text_stats'], 'and its client goes on')
 })
 
 t.test("the demo's /mcp: the SDK client, cut in the middle of a tool call's progress, resumes and gets every notification and the result once", async (t) => {
