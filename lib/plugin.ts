@@ -382,11 +382,14 @@ function checkResumeKey (key: unknown): string {
  */
 function lastEventIdOf (request: FastifyRequest, query: string | undefined): string | undefined {
   // A string: Node joins a repeated header it does not know into one value.
+  // Empty is none, header and query alike: a client whose last event ID is empty sends no
+  // Last-Event-ID (WHATWG HTML §9.2.4), and a page that puts an unset cursor in its URL means
+  // "from now", not "an id I do not know" (which would replay the whole history after a gap).
   const header = request.headers['last-event-id'] as string | undefined
-  if (header !== undefined) return header.length <= MAX_LAST_EVENT_ID ? decodeHeader(header) : undefined
+  if (header !== undefined && header !== '') return header.length <= MAX_LAST_EVENT_ID ? decodeHeader(header) : undefined
   if (query === undefined) return undefined
   const value = (request.query as Record<string, unknown> | null | undefined)?.[query]
-  return typeof value === 'string' && value.length <= MAX_LAST_EVENT_ID ? value : undefined
+  return typeof value === 'string' && value !== '' && value.length <= MAX_LAST_EVENT_ID ? value : undefined
 }
 
 // EventSource sends Last-Event-ID as UTF-8 bytes; Node hands header values over as Latin-1.

@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import { InvalidChannelError } from '../errors.js'
 import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
@@ -234,6 +235,10 @@ class ChildSink implements StreamSink {
   /* c8 ignore next 3 */
   get lastEventId (): string | undefined {
     return this.#merged.sink.lastEventId
+  }
+
+  get log (): FastifyBaseLogger {
+    return this.#merged.sink.log
   }
 
   get ended (): boolean {

@@ -279,7 +279,8 @@ export class Subscriber implements Receiver {
   }
 
   #threw (err: Error): void {
-    this.#host.log.error({ err, channel: this.#host.name }, 'fastify-conduit: a channel subscriber\'s where() predicate threw; that subscriber is ended')
+    // A stream's on its request's logger (the line carries the request id: which client).
+    ;(this.#sink?.log ?? this.#host.log).error({ err, channel: this.#host.name }, 'fastify-conduit: a channel subscriber\'s where() predicate threw; that subscriber is ended')
     this.#end(err)
   }
 

@@ -121,6 +121,11 @@ export class ServerEventStream extends Readable implements Beating, StreamSink {
     return context
   }
 
+  /** The request's logger. */
+  get log (): FastifyBaseLogger {
+    return this.#settings.log
+  }
+
   /** The request's Last-Event-ID (undefined when absent or too long). */
   get lastEventId (): string | undefined {
     return this.#settings.lastEventId

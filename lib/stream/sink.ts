@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { SourceContext } from './source.js'
 
 /**
@@ -27,6 +28,8 @@ export interface StreamSink {
   readonly context: SourceContext
   /** The request's Last-Event-ID, without making a signal. */
   readonly lastEventId: string | undefined
+  /** The request's logger (its lines carry the request id). */
+  readonly log: FastifyBaseLogger
   /** Calls `listener` once when the stream ends, whatever ends it (at once if it has). One listener. */
   onEnd (listener: () => void): void
   /** True once the stream has ended. */

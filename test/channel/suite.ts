@@ -669,6 +669,9 @@ export function channelSuite (t: Test, kit: BusKit): void {
     t.same((await take(warm, 5)).map((message) => message.data), [1, 2, 3, 4, 5])
     const line = await logs.waitFor('predicate threw', 3)
     t.equal((line.err as { message: string }).message, 'predicate bug')
+    // A stream's line is its request's (the request id says which client); the iterator's is the app's.
+    const threw = logs.lines.filter((logged) => String(logged.msg).includes('predicate threw'))
+    t.same(threw.map((logged) => typeof logged.reqId).sort(), ['string', 'string', 'undefined'], "the streams' lines carry their request id")
     await healthy.abort()
     await warm.return()
   })

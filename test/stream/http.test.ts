@@ -68,6 +68,9 @@ t.test('lastEventIdQuery: the cursor from a query parameter when the header is a
   t.same(await all('/resume?lastEventId=' + 'x'.repeat(1024)), [`data: after ${'x'.repeat(1024)}\n\n`])
   t.same(await all('/resume?lastEventId=' + 'x'.repeat(1025)), ['data: none\n\n'], 'too long: ignored')
   t.same(await all('/resume?lastEventId=1&lastEventId=2'), ['data: none\n\n'], 'repeated: ambiguous, ignored')
+  t.same(await all('/resume?lastEventId='), ['data: none\n\n'], 'empty: none (a page with no cursor yet)')
+  t.same(await all('/resume', { 'last-event-id': '' }), ['data: none\n\n'], 'an empty header: none')
+  t.same(await all('/resume?lastEventId=41', { 'last-event-id': '' }), ['data: after 41\n\n'], 'an empty header is absent: the cursor applies')
   t.same(await all('/resume?other=41'), ['data: none\n\n'])
   t.same(await all('/resume'), ['data: none\n\n'])
 
