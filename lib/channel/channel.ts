@@ -32,8 +32,6 @@ const kSubscribeWhere = Symbol('fastify-conduit.subscribeWhere')
 export const kAttachAt = Symbol('fastify-conduit.attachAt')
 /** `channel[kHead]()`: the newest id on the bus now (undefined: none), or null when the bus cannot say. */
 export const kHead = Symbol('fastify-conduit.head')
-/** `channel[kCompare](a, b)`: the bus's order of two of the channel's ids (merged.ts). */
-export const kCompare = Symbol('fastify-conduit.compare')
 /** `selection[kParts]()`: its channel and filter (merged.ts). */
 export const kParts = Symbol('fastify-conduit.parts')
 
@@ -264,11 +262,6 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     const bus = this.#bus
     if (bus.subscribers === undefined || this.#closed) return this.#count()
     return await bus.subscribers(this.name)
-  }
-
-  /** See {@link kCompare}. */
-  [kCompare] (a: string, b: string): number {
-    return this.#bus.compare(a, b)
   }
 
   /** See {@link kHead}. */

@@ -3,7 +3,7 @@ import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
 import type { SourceContext } from '../stream/source.js'
 import { ID } from '../wire/format.js'
-import { Channel, ChannelSelection, kAttachAt, kCompare, kHead, kParts } from './channel.js'
+import { Channel, ChannelSelection, kAttachAt, kHead, kParts } from './channel.js'
 import { decodeMergedId, encodePosition, mergeTag, SEPARATOR } from './merged-id.js'
 import { GAP_FRAME } from './subscriber.js'
 import type { Predicate } from './subscriber.js'
@@ -126,24 +126,23 @@ class MergedStream {
     })
     await Promise.all(parts.map(({ channel, filter }, i) => {
       const start = starts[i]
-      const arrived = lastEventId === undefined ? undefined : () => { this.arrived(i, heads[i], start) }
+      const arrived = lastEventId === undefined ? undefined : () => { this.arrived(i, heads[i]) }
       return channel[kAttachAt](this.#children[i], filter, start ?? undefined, start === undefined, arrived)
     }))
   }
 
   /**
    * A resumed channel replayed what followed its position and is live. If that wrote nothing
-   * (nothing followed, or nothing `where()` selected), its position moves up to its head read
-   * before the replay: anything after the head was in the replay or comes live, so nothing is
-   * skipped. An empty channel's position is then as of this connection rather than of the
-   * stream's first (a bus tells a history dropped whole from one that never began by when the
-   * channel was last seen empty: see the README), and the next event of any channel carries it.
+   * (nothing followed, or nothing `where()` selected; a position the bus no longer knows
+   * included), its position becomes its head read before the replay: whatever came after the
+   * head was in the replay or comes live, so nothing is skipped. An empty channel's position
+   * is then as of this connection rather than of the stream's first (a bus tells a history
+   * dropped whole from one that never began by when the channel was last seen empty: see the
+   * README), and the next event of any channel carries it.
    */
-  arrived (index: number, head: string | undefined | null, start: string | undefined | null): void {
+  arrived (index: number, head: string | undefined | null): void {
     if (this.#sink.ended || head == null || this.#positions[index] !== this.#initial[index]) return
-    if (start === undefined || start === '' || this.#parts[index].channel[kCompare](head, start as string) > 0) {
-      this.#positions[index] = encodePosition(head)
-    }
+    this.#positions[index] = encodePosition(head)
   }
 
   /** Resolves once the stream takes more: one wait on the stream, whichever channels wait. */
