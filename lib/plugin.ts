@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRep
 import fp from 'fastify-plugin'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import { Readable } from 'node:stream'
-import { PRESENCE_PREFIX } from './channel/bus.js'
+import { EPOCH_NAME, PRESENCE_PREFIX } from './channel/bus.js'
 import { Channel } from './channel/channel.js'
 import { memoryBus } from './channel/memory-bus.js'
 import { MergedChannels } from './channel/merged.js'
@@ -133,6 +133,7 @@ const plugin: FastifyPluginAsync<FastifyConduitOptions> = async function fastify
     channel: (name: string, channelOptions?: ChannelOptions) => {
       if (typeof name === 'string' && name.startsWith(RECORD_PREFIX)) throw new InvalidChannelError(`names starting with "${RECORD_PREFIX}" are reserved for resumable streams`)
       if (typeof name === 'string' && name.startsWith(PRESENCE_PREFIX)) throw new InvalidChannelError(`names starting with "${PRESENCE_PREFIX}" are reserved for presence`)
+      if (name === EPOCH_NAME) throw new InvalidChannelError(`the name "${EPOCH_NAME}" is reserved for the bus`)
       return channels.channel(name, channelOptions)
     },
     merge: (sources: readonly unknown[]) => new MergedChannels(sources),

@@ -104,7 +104,11 @@ export interface Bus {
   flush? (): Promise<void>
   /**
    * Optional. The id of the newest entry of `channel` now, or undefined when it has none: a
-   * replay after it is `complete` and holds exactly what is published later. A stream of
+   * replay after it is `complete` and holds exactly what is published later. For a channel
+   * with no entry, a bus may instead give a position of its own, ordered before every later
+   * entry, that its `replay()` understands (memoryBus and redisBus do: a history dropped whole
+   * and begun anew after it then reads as a gap, which a replay from {@link START} cannot
+   * tell). A stream of
    * several channels (`app.sse.merge()`) starts each channel there, so that a client that
    * drops before a channel's first event resumes it exactly; without it, such a client
    * resumes that channel from its oldest retained entry.
@@ -150,6 +154,12 @@ export interface Bus {
  * channel's presence under this prefix and the channel's name (redisBus does).
  */
 export const PRESENCE_PREFIX = '@presence:'
+
+/**
+ * Reserved as a channel name (the plugin refuses it): a bus may keep under it what tells one
+ * incarnation of its store from the next (redisBus does: see its `last()`).
+ */
+export const EPOCH_NAME = '@epoch'
 
 /**
  * Before every id a bus issues: `replay(channel, START)` is the channel from its first entry,

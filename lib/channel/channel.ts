@@ -28,7 +28,7 @@ export { GAP_FRAME } from './subscriber.js'
 // A selection's ways into its channel: internal, not methods users see.
 const kAttachWhere = Symbol('fastify-conduit.attachWhere')
 const kSubscribeWhere = Symbol('fastify-conduit.subscribeWhere')
-/** `channel[kAttachAt](sink, filter, lastEventId, fromStart)`: a stream's subscriber at a position of its own (merged.ts). */
+/** `channel[kAttachAt](sink, filter, lastEventId, fromStart, arrived?)`: a stream's subscriber at a position of its own (merged.ts). */
 export const kAttachAt = Symbol('fastify-conduit.attachAt')
 /** `channel[kHead]()`: the newest id on the bus now (undefined: none), or null when the bus cannot say. */
 export const kHead = Symbol('fastify-conduit.head')
@@ -230,9 +230,10 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
    * A stream's subscriber replaying after `lastEventId` (live without one), or, `fromStart`,
    * from the channel's first entry ({@link START}): what is retained, after a `: gap` frame
    * only if some of its entries were dropped (trimmed, expired) before the replay (a record,
-   * never trimmed, reports none: see Subscriber.recordStart).
+   * never trimmed, reports none: see Subscriber.recordStart). `arrived` is called once the
+   * replay is written and the subscriber is live.
    */
-  [kAttachAt] (sink: StreamSink, filter: Predicate | undefined, position: string | undefined, fromStart: boolean): Promise<void> {
+  [kAttachAt] (sink: StreamSink, filter: Predicate | undefined, position: string | undefined, fromStart: boolean, arrived?: () => void): Promise<void> {
     if (this.#closed || sink.ended) {
       sink.stop()
       return Promise.resolve()
@@ -242,7 +243,7 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     const lastEventId = fromStart ? START : position
     subscriber.lastEventId = lastEventId
     subscriber.recordStart = fromStart && this.#record
-    this.#seam.join(subscriber, lastEventId).catch((err: Error) => subscriber.failed(err))
+    this.#seam.join(subscriber, lastEventId).then(arrived, (err: Error) => subscriber.failed(err))
     return streaming
   }
 

@@ -191,8 +191,13 @@ class MemoryBus implements Bus {
 
   async last (channel: string): Promise<string | undefined> {
     // Every stream has a position, an empty one too: the last sequence number issued before
-    // it, which replay reads as complete (see MemoryStream).
-    return this.#epoch + '-' + this.#stream(channel).last
+    // it, which replay reads as complete (see MemoryStream). A stream forgotten and made anew
+    // goes on after every number the bus issued since, so its position then reads as a gap.
+    const stream = this.#stream(channel)
+    // Seen empty now: kept a whole `ttl` from now (as a publish would keep it), so that only a
+    // client away that long can find it made anew, a false gap when nothing was published.
+    if (stream.first > stream.last) stream.published = Date.now()
+    return this.#epoch + '-' + stream.last
   }
 
   compare (a: string, b: string): number {

@@ -10,10 +10,12 @@ import { STREAM_ID } from './bus.js'
  *
  * - tag: FNV-1a (32 bits, base 36) of the channel names in order, so that an id made for
  *   another list (another route, channels reordered) is refused rather than misapplied;
- * - position: `<ms>-<seq>` stream ids (both buses) in base 36, `-<seq>` left out when 0; any
- *   other bus's id as `~` and its base64url; empty for a channel that was empty when the
- *   stream began (it resumes from its first event, the bus's START: all of them, or what is
- *   retained after a `: gap` when some were dropped).
+ * - position: `<ms>-<seq>` stream ids (both buses, and the positions they give a channel with
+ *   no entry: see Bus.last) in base 36, `-<seq>` left out when 0; any other bus's id as `~`
+ *   and its base64url; empty for a channel that had no entry when the stream began on a bus
+ *   that gives no position then (undefined from `last()`; so did redisBus before it gave
+ *   one): it resumes from its first event, the bus's START: all of them, or what is retained
+ *   after a `: gap` when some were dropped.
  */
 
 /** A channel's position: after this id, or from the start of its history (undefined). */

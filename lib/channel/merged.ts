@@ -82,6 +82,8 @@ class MergedStream {
   readonly #children: ChildSink[] = []
   /** Each channel's position, encoded, as the client would resume from them now. */
   #positions: string[] = []
+  /** The same, as the stream began (see {@link arrived}). */
+  #initial: readonly string[] = []
   #gapWritten = false
   /** The stream's one wait for room, shared by the channels' replays (a stream has one waiter). */
   #drained: Promise<void> | undefined
@@ -104,10 +106,13 @@ class MergedStream {
     // bus's START: after a `: gap` if some were dropped), null live (a bus that cannot say
     // where a channel stands).
     let starts: Array<string | undefined | null>
+    // Each channel's newest id as the stream begins: where it starts on a first connection;
+    // on a resume, its position once its replay wrote nothing (see arrived()).
+    const heads = await Promise.all(parts.map(({ channel }) => channel[kHead]().catch(() => null)))
     if (lastEventId === undefined) {
       // A first connection: each channel from its newest id now, so that a client that drops
       // before a channel's first event still resumes it exactly.
-      starts = await Promise.all(parts.map(({ channel }) => channel[kHead]().catch(() => null)))
+      starts = heads
     } else {
       const positions = decodeMergedId(lastEventId, this.#tag, parts.length)
       // Not an id of these channels: every channel reads it as an unknown id (what is
@@ -115,14 +120,30 @@ class MergedStream {
       starts = positions ?? parts.map(() => '')
     }
     this.#positions = starts.map((start) => encodePosition(start === '' || start === null ? undefined : start))
+    this.#initial = [...this.#positions]
     for (let i = 0; i < parts.length; i++) this.#children.push(new ChildSink(this, i))
     sink.onEnd(() => {
       for (const child of this.#children) child.end()
     })
     await Promise.all(parts.map(({ channel, filter }, i) => {
       const start = starts[i]
-      return channel[kAttachAt](this.#children[i], filter, start ?? undefined, start === undefined)
+      const arrived = lastEventId === undefined ? undefined : () => { this.arrived(i, heads[i]) }
+      return channel[kAttachAt](this.#children[i], filter, start ?? undefined, start === undefined, arrived)
     }))
+  }
+
+  /**
+   * A resumed channel replayed what followed its position and is live. If that wrote nothing
+   * (nothing followed, or nothing `where()` selected; a position the bus no longer knows
+   * included), its position becomes its head read before the replay: whatever came after the
+   * head was in the replay or comes live, so nothing is skipped. An empty channel's position
+   * is then as of this connection rather than of the stream's first (a bus tells a history
+   * dropped whole from one that never began by when the channel was last seen empty: see the
+   * README), and the next event of any channel carries it.
+   */
+  arrived (index: number, head: string | undefined | null): void {
+    if (this.#sink.ended || head == null || this.#positions[index] !== this.#initial[index]) return
+    this.#positions[index] = encodePosition(head)
   }
 
   /** Resolves once the stream takes more: one wait on the stream, whichever channels wait. */

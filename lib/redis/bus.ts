@@ -1,5 +1,6 @@
+import { randomInt } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { compareStreamIds, START, STREAM_ID } from '../channel/bus.js'
+import { compareStreamIds, EPOCH_NAME, START, STREAM_ID } from '../channel/bus.js'
 import type { Bus, BusEntry, BusListener, BusListening, BusLogger, BusReplay } from '../channel/bus.js'
 import { noop } from '../channel/noop.js'
 import { publishBusError } from '../diagnostics.js'
@@ -39,6 +40,29 @@ const READ_COUNT = 1000
 // to 5 s. Connection errors do not reach this (the read waits for reconnection).
 const RETRY_MIN_MS = 100
 const RETRY_MAX_MS = 5000
+
+/**
+ * Where a channel with no entry stands (see {@link RedisStreamsBus.last}): `0-<T·2^23 + E>`, T
+ * the Redis time (ms) at which the channel was seen empty, E this Redis's incarnation: the
+ * number at `<prefix>@epoch`, set once (SET NX), never expiring, so lost only with the whole
+ * dataset (a restart without persistence, a flush). No entry has a 0 milliseconds part (XADD's
+ * ids are Redis's clock), so such a position is told from an entry's id, and sorts before
+ * every entry published after it, as START does. 43 bits of T last until the year 2248, and
+ * the whole stays within the 20 digits of STREAM_ID.
+ */
+const EMPTY_AT = /^0-([1-9]\d{0,19})$/
+const EPOCH_BITS = 23n
+const EPOCH_MASK = (1n << EPOCH_BITS) - 1n
+// One step, so that nothing comes between seeing the channel empty and reading the epoch and
+// the clock: an entry XREVRANGE does not see was published at T or later, in that incarnation
+// or a later one. (SET before TIME: Redis 5 and 6 refuse a write after a non-deterministic
+// command in a script.)
+const LAST_SCRIPT = `local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if last[1] then return last[1][1] end
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+local epoch = redis.call('GET', KEYS[2])
+local now = redis.call('TIME')
+return {epoch, now[1], now[2]}`
 
 /** What {@link RedisBus.stats} reports; counters since the bus was made. */
 export interface RedisBusStats {
@@ -192,6 +216,8 @@ class RedisStreamsBus implements RedisBus {
       // gap. (Redis does not record the newest id MAXLEN trimmed, so an id exactly at the trim
       // boundary is reported as a gap too: a false alarm, never a silent loss.)
       if (afterId === START) return await this.#replayFromStart(command, key, limit)
+      const emptyAt = EMPTY_AT.exec(afterId)
+      if (emptyAt !== null) return await this.#replayFromEmpty(command, key, BigInt(emptyAt[1]), limit)
       if (STREAM_ID.test(afterId)) {
         const from = await range(afterId, limit === undefined ? undefined : limit + 1)
         if (from.length > 0 && from[0][0] === afterId) return { entries: replayEntries(from.slice(1)), complete: true }
@@ -219,10 +245,48 @@ class RedisStreamsBus implements RedisBus {
     return { entries: replayEntries(raw), complete: info === undefined || !wasTrimmed(info as unknown[]) }
   }
 
+  /**
+   * Replay from where a channel with no entry stood (see {@link EMPTY_AT}): what is retained,
+   * from the oldest, complete only if nothing published since can have been dropped:
+   * - Redis is the same incarnation (`<prefix>@epoch` unchanged), or else it lost its whole
+   *   dataset meanwhile, this channel's history with it;
+   * - the stream never lost an entry (as from START);
+   * - no earlier stream of the key can have expired since. A stream expires `ttl` after its
+   *   last publish, so one begun at T or later is gone at T + ttl at the earliest: the key's
+   *   first entry (the first of its stream) before then, or no key while Redis's clock is
+   *   still before then, proves none did. From then on, a channel whose first event came that
+   *   late reads as a gap: a false alarm, never a silent loss.
+   * Sent together, in this order: an expiry or a restart among them reads as a gap.
+   */
+  async #replayFromEmpty (command: Redis, key: string, position: bigint, limit: number | undefined): Promise<BusReplay> {
+    const [raw, info, now, epoch] = await Promise.all([
+      limit === undefined ? command.xrange(key, '-', '+') : command.xrange(key, '-', '+', 'COUNT', limit),
+      command.xinfo('STREAM', key).catch((err: Error) => {
+        if (/no such key/i.test(err.message)) return undefined
+        throw err
+      }),
+      command.time(),
+      command.get(this.#prefix + EPOCH_NAME)
+    ])
+    const entries = replayEntries(raw)
+    const until = Number(position >> EPOCH_BITS) + (this.#ttl === false ? Infinity : this.#ttl)
+    const complete = epoch === String(position & EPOCH_MASK) && (info === undefined
+      ? redisMs(now) < until
+      : !wasTrimmed(info as unknown[]) && (entries.length === 0 || idMs(entries[0].id) < until))
+    return { entries, complete }
+  }
+
   last (channel: string): Promise<string | undefined> {
-    // Trimming never removes the newest entry: it is the last id issued (or none yet).
-    return this.#run(`cannot read the last id of "${channel}"`, async (command) =>
-      (await command.xrevrange(this.#prefix + channel, '+', '-', 'COUNT', 1))[0]?.[0])
+    // Trimming never removes the newest entry: it is the last id issued. A channel with none
+    // has a position too (see EMPTY_AT), so that its history dropped whole and begun anew
+    // while a client was away is told from a history that began after it left.
+    return this.#run(`cannot read the last id of "${channel}"`, async (command) => {
+      const last = await command.eval(LAST_SCRIPT, 2, this.#prefix + channel, this.#prefix + EPOCH_NAME,
+        randomInt(1, Number(EPOCH_MASK) + 1)) as string | [string, string, string]
+      if (typeof last === 'string') return last
+      const [epoch, seconds, micros] = last
+      return '0-' + ((BigInt(redisMs([seconds, micros])) << EPOCH_BITS) | BigInt(epoch)).toString()
+    })
   }
 
   compare (a: string, b: string): number {
@@ -550,6 +614,16 @@ function entryOf (id: string, fields: string[]): BusEntry | undefined {
  */
 function replayEntries (raw: Array<[string, string[]]>): BusEntry[] {
   return raw.map(([id, fields]) => entryOf(id, fields) ?? { id, body: '' })
+}
+
+/** Redis's TIME reply in milliseconds. */
+function redisMs ([seconds, micros]: Array<string | number>): number {
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+}
+
+/** The milliseconds part of a stream id. */
+function idMs (id: string): number {
+  return Number(id.slice(0, id.indexOf('-')))
 }
 
 /** The URL as it may appear in logs and errors: any password replaced. */

@@ -1,3 +1,4 @@
+import { mock } from 'node:test'
 import t from 'tap'
 import { memoryBus } from '../../lib/index.js'
 import { compareStreamIds, START } from '../../lib/channel/bus.js'
@@ -139,6 +140,31 @@ t.test('ttl: a channel quiet for ttl loses its history, and is forgotten once no
   const forever = memoryBus({ ttl: false })
   await forever.ready()
   await forever.close()
+})
+
+t.test('ttl: a channel empty when its position was given is kept a ttl from then; made anew after that, it reads as a gap', async (t) => {
+  // Fake setInterval (the sweep) and Date (its clock): the sweeps fall where the test says.
+  mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_000_000 })
+  t.teardown(() => mock.timers.reset())
+  const bus = memoryBus({ ttl: 1000 })
+  await bus.ready()
+  t.teardown(() => bus.close())
+  mock.timers.tick(500)
+  // A stream of several channels begins: `empty` has no entry (nobody listens to it after).
+  const position = await bus.last?.('empty') as string
+  await bus.publish('other', 'data: 1\n\n', 10)
+  mock.timers.tick(500) // a sweep, half a ttl after the position was given
+  const first = await bus.publish('empty', 'data: F1\n\n', 10)
+  t.same(await bus.replay('empty', position), { entries: [{ id: first, body: 'data: F1\n\n', json: undefined }], complete: true },
+    'away for less than ttl, its first event after: exactly that, no gap')
+
+  const later = await bus.last?.('later') as string
+  const lost = await bus.publish('later', 'data: E1\n\n', 10)
+  mock.timers.tick(2000) // quiet for ttl: forgotten
+  const anew = await bus.publish('later', 'data: F1\n\n', 10)
+  t.same(await bus.replay('later', later), { entries: [{ id: anew, body: 'data: F1\n\n', json: undefined }], complete: false },
+    'its history dropped and begun anew: a gap, then the new events')
+  t.ok(bus.compare(anew, lost) > 0)
 })
 
 t.test('options are checked', async (t) => {

@@ -17,6 +17,21 @@ t.test('property: positions of any form round-trip, under their tag', (t) => {
   t.end()
 })
 
+t.test('32 channels stay well within 1024 characters, at the longest positions the two buses give', (t) => {
+  const names = Array.from({ length: 32 }, (_, i) => `channel-${i}`)
+  const idOf = (position: string): string => [mergeTag(names), ...names.map(() => encodePosition(position))].join(SEPARATOR)
+  // redisBus, a channel with no entry: 0-<T·2^23 + E>, T up to 2^43 ms (the year 2248).
+  const empty = idOf(`0-${((2n ** 43n - 1n) << 23n) | (2n ** 23n - 1n)}`)
+  t.equal(encodePosition(`0-${((2n ** 43n - 1n) << 23n) | (2n ** 23n - 1n)}`).length, 15)
+  t.ok(empty.length <= 32 * 16 + 7, `redisBus, every channel empty: ${empty.length}`)
+  // redisBus entries (ms up to 2^43, a billion entries in one millisecond); memoryBus (8-digit
+  // epoch, 2^53 events).
+  for (const position of [`${2 ** 43 - 1}-1000000000`, `99999999-${Number.MAX_SAFE_INTEGER}`]) {
+    t.ok(idOf(position).length < 800, `${position}: ${idOf(position).length}`)
+  }
+  t.end()
+})
+
 t.test('stream ids are short: base 36, a sequence of 0 left out', (t) => {
   t.equal(encodePosition('1764516000000-0'), (1764516000000).toString(36))
   t.equal(encodePosition('1764516000000-7'), (1764516000000).toString(36) + '-7')

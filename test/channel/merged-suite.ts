@@ -1,13 +1,28 @@
 import { Type } from '@sinclair/typebox'
 import { EventSource } from 'eventsource'
 import type { FastifyInstance } from 'fastify'
-import type { Channel } from '../../lib/index.js'
+import type { Bus, Channel } from '../../lib/index.js'
 import { START } from '../../lib/channel/bus.js'
 import { GAP_FRAME } from '../../lib/channel/channel.js'
 import { connect } from '../../lib/client/index.js'
 import { FrameReader, RawSubscriber, startApp, uniqueName } from '../support/index.js'
 import type { Frame } from '../support/index.js'
 import type { BusKit, Test } from './suite.js'
+
+/** The merged suite's kit: a bus, and on Redis one whose whole dataset the test can lose. */
+export interface MergedKit extends BusKit {
+  /**
+   * A bus on a Redis of the test's own, and `lose()`, which restarts that Redis without
+   * persistence (its whole dataset gone). Absent on memoryBus, whose process restart is a new
+   * bus (another epoch in every id).
+   */
+  losable?: (t: Test) => Promise<{ bus: Bus, lose: () => Promise<void> }>
+}
+
+/** Resolves after `ms` (pacing a loop that waits for the bus, never an assertion). */
+function pause (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
 
 const Headline = Type.Object({ title: Type.String() })
 const Alert = Type.Object({ team: Type.String(), level: Type.Integer() })
@@ -63,7 +78,7 @@ function byChannel (contents: string[]): Record<string, string[]> {
  * Several channels on one stream (`app.sse.merge()`), run by test/channel/merged.test.ts on
  * memoryBus() and by test/redis/merged.test.ts on redisBus(), with real clients.
  */
-export function mergedSuite (t: Test, kit: BusKit): void {
+export function mergedSuite (t: Test, kit: MergedKit): void {
   t.test('three channels interleaved on one stream; the one id resumes each channel exactly, on this instance and on another', async (t) => {
     const [a, b] = await startDashboards(t, kit, 2)
     // Everything that is published, and what a red subscriber should see of it, in order.
@@ -243,6 +258,141 @@ export function mergedSuite (t: Test, kit: BusKit): void {
     await again.abort()
   })
 
+  /**
+   * `kept` and `anew` on one stream, at `GET /m`; the client's id is that of `kept`'s first
+   * event, taken while `anew` had none (on Redis: no key).
+   */
+  async function leaveBeforeFirst (t: Test, bus: Bus): Promise<{ url: string, kept: Channel, anew: Channel, names: string[], id: string }> {
+    const names = [uniqueName('kept'), uniqueName('anew')]
+    let kept!: Channel
+    let anew!: Channel
+    const { url } = await startApp(t, { bus }, (app) => {
+      kept = app.sse.channel(names[0])
+      anew = app.sse.channel(names[1])
+      app.get('/m', (request, reply) => reply.sse(app.sse.merge([kept, anew])))
+    })
+    const first = await FrameReader.fetch(url + '/m')
+    await kept.publish({ data: 'seen' })
+    const [seen] = await first.take(1)
+    await first.abort()
+    return { url, kept, anew, names, id: seen.id as string }
+  }
+
+  /** Resumes `/m` from `id`; `count` frames, then `live` published on `anew` (there if a frame is missing). */
+  async function resume (url: string, id: string, count: number, anew: Channel): Promise<Frame[]> {
+    const back = await FrameReader.fetch(url + '/m', { 'last-event-id': id })
+    await anew.publish({ data: 'live' })
+    const frames = await back.take(count)
+    await back.abort()
+    return frames
+  }
+
+  t.test('a channel empty when the stream began, its whole history dropped (ttl) and begun anew while away: one gap frame, then the new events', async (t) => {
+    const ttl = 1000
+    const bus = kit.create({ ttl })
+    const { url, kept, anew, names, id } = await leaveBeforeFirst(t, bus)
+    // Away: E1..E3 on `anew`, then quiet for ttl, which drops its whole history (Redis: the
+    // key expires; memoryBus: its sweep forgets it). `kept` stays busy meanwhile, so the
+    // client's position on it is kept: only `anew` can tell the loss.
+    for (const data of ['E1', 'E2', 'E3']) await anew.publish({ data })
+    const keptAlive: string[] = []
+    while ((await bus.replay(names[1], START)).entries.length > 0) {
+      keptAlive.push(`k${keptAlive.length}`)
+      await kept.publish({ data: keptAlive.at(-1) })
+      await pause(ttl / 10)
+    }
+    // Then a new history: F1, F2.
+    await anew.publish({ data: 'F1' })
+    await anew.publish({ data: 'F2' })
+
+    // The gap, `kept`'s events and F1, F2 (without the gap: `live` in its place).
+    const frames = await resume(url, id, 1 + keptAlive.length + 2, anew)
+    const data = frames.map((frame) => frame.raw + '\n' === GAP_FRAME ? 'gap' : frame.data)
+    t.same(data.filter((text) => text?.startsWith('k')), keptAlive, 'kept: every event, in order')
+    t.same(data.filter((text) => text?.startsWith('k') === false && text !== 'gap'), ['F1', 'F2'], 'anew: the new history')
+    t.equal(data.filter((text) => text === 'gap').length, 1, 'one gap frame')
+    t.ok(data.indexOf('gap') < data.indexOf('F1'), 'before F1')
+  })
+
+  t.test('a channel empty when the stream began, first published after the client left (away shorter than ttl): no gap', async (t) => {
+    const bus = kit.create({ ttl: 60_000 })
+    const { url, kept, anew, id } = await leaveBeforeFirst(t, bus)
+    await kept.publish({ data: 'k' })
+    await anew.publish({ data: 'F1' })
+    await anew.publish({ data: 'F2' })
+    const frames = await resume(url, id, 4, anew)
+    t.same(frames.map((frame) => frame.data ?? frame.raw).sort(), ['F1', 'F2', 'k', 'live'], 'everything, and no gap')
+  })
+
+  t.test('a channel still empty when the client resumes ttl or more after the stream began: at most one gap frame, then none at the next resume', async (t) => {
+    const ttl = 500
+    const bus = kit.create({ ttl })
+    const { url, kept, anew, names, id } = await leaveBeforeFirst(t, bus)
+    const began = Date.now()
+    // Away for two ttls and more (memoryBus forgets `anew` at a sweep after ttl, which runs
+    // every ttl); `kept` stays busy meanwhile, so the client's position on it is kept.
+    const keptAlive: string[] = []
+    while (Date.now() - began < 2 * ttl + 100) {
+      keptAlive.push(`k${keptAlive.length}`)
+      await kept.publish({ data: keptAlive.at(-1) })
+      await pause(ttl / 10)
+    }
+    t.same(await bus.replay(names[1], START), { entries: [], complete: true }, 'anew: still no event')
+    const back = await FrameReader.fetch(url + '/m', { 'last-event-id': id })
+    let gaps = 0
+    const data: string[] = []
+    /** The next event frame (gap frames counted on the way). */
+    const nextEvent = async (): Promise<Frame> => {
+      for (;;) {
+        const [frame] = await back.take(1)
+        if (frame.raw + '\n' !== GAP_FRAME) {
+          data.push(frame.data as string)
+          return frame
+        }
+        gaps++
+      }
+    }
+    let last!: Frame
+    for (let n = 0; n < keptAlive.length; n++) last = await nextEvent()
+    // After a false alarm, the next event of any channel carries anew's position as of this
+    // connection (without one, the position it had was still good).
+    const anewOf = (frameId: string): string => frameId.split('.')[2]
+    for (let n = 0; n < 100 && anewOf(last.id as string) === anewOf(id); n++) {
+      if (n > 0) await pause(10)
+      await kept.publish({ data: `now${n}` })
+      last = await nextEvent()
+    }
+    await back.abort()
+    t.same(data.filter((text) => !text.startsWith('now')), keptAlive, 'kept: every event')
+    t.ok(gaps <= 1, `at most one gap frame (a false alarm: ${gaps})`)
+    if (gaps === 1) t.not(anewOf(last.id as string), anewOf(id), 'anew\'s position moved up')
+
+    // Resumed from there: anew's first event, with no gap frame before it (a gap for anew
+    // would come first).
+    const again = await FrameReader.fetch(url + '/m', { 'last-event-id': last.id as string })
+    await anew.publish({ data: 'first' })
+    const frames: Frame[] = []
+    while (frames.at(-1)?.data !== 'first') frames.push(...await again.take(1))
+    t.same(frames.map((frame) => [frame.comment, frame.data]), [[undefined, 'first']], 'the next resume: no gap')
+    await again.abort()
+  })
+
+  if (kit.losable !== undefined) {
+    const losable = kit.losable
+    t.test('a channel empty when the stream began, Redis restarted without persistence while away and the channel begun anew: one gap frame, then the new events', async (t) => {
+      const { bus, lose } = await losable(t)
+      const { url, kept, anew, id } = await leaveBeforeFirst(t, bus)
+      for (const data of ['E1', 'E2', 'E3']) await anew.publish({ data })
+      await lose()
+      await kept.publish({ data: 'k' })
+      await anew.publish({ data: 'F1' })
+      await anew.publish({ data: 'F2' })
+      const frames = await resume(url, id, 5, anew)
+      t.equal(frames[0].raw + '\n', GAP_FRAME, 'the gap first, before anew\'s events as before kept\'s')
+      t.same(frames.slice(1).map((frame) => frame.data).sort(), ['F1', 'F2', 'k', 'live'])
+    })
+  }
+
   t.test('an id these channels did not make: every channel replays what it retains, after one gap frame', async (t) => {
     const [a] = await startDashboards(t, kit, 1)
     const singleId = await a.news.publish({ event: 'headline', data: { title: 'a' } })
@@ -343,5 +493,6 @@ export function mergedSuite (t: Test, kit: BusKit): void {
     t.throws(() => app.sse.merge([news.subscribe()] as never), code)
     t.throws(() => app.sse.merge(Array.from({ length: 33 }, (_, i) => app.sse.channel(uniqueName(`c${i}`)))), code)
     t.same(app.sse.merge([news]).names, [news.name])
+    t.throws(() => app.sse.channel('@epoch'), code, 'the name a bus keeps its incarnation under')
   })
 }

@@ -13,7 +13,7 @@ import type { Frame } from '../support/index.js'
 /** How the suite gets buses: the memory bus, or Redis. */
 export interface BusKit {
   /** A new bus. */
-  create (options?: { history?: number }): Bus
+  create (options?: { history?: number, ttl?: number | false }): Bus
   /**
    * A bus sharing channels with `bus`, for a second Fastify instance: the same object for the
    * memory bus, another connection to the same Redis and prefix for Redis.

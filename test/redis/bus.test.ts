@@ -203,6 +203,53 @@ if (await needRedis(t)) {
     t.equal(await client.pttl(prefix + kept.name), -1, 'no expiry')
   })
 
+  t.test('a channel with no entry: last() gives where it stood; a replay after it is complete unless its history may have been dropped meanwhile', async (t) => {
+    const ttl = 60_000
+    const direct = bus({ ttl })
+    t.teardown(() => direct.close())
+    const client = await connectedClient(t)
+    const name = uniqueName('empty')
+    const at = await direct.last?.(name) as string
+    t.match(at, /^0-[1-9]\d*$/, 'a position of its own: 0-<time·2^23 + incarnation>')
+    const seenAt = BigInt(at.slice(2)) >> 23n
+    const epoch = BigInt(at.slice(2)) & (2n ** 23n - 1n)
+    const { seconds, micros } = await client.time().then(([s, us]) => ({ seconds: Number(s), micros: Number(us) }))
+    t.ok(Number(seenAt) <= seconds * 1000 + micros / 1000, 'the time Redis saw it empty')
+    t.equal(await client.get(prefix + '@epoch'), String(epoch), 'the incarnation, kept at <prefix>@epoch')
+    t.equal(await client.pttl(prefix + '@epoch'), -1, 'for good: one key per prefix')
+    t.same(await direct.replay(name, at), { entries: [], complete: true }, 'no key yet: nothing to miss')
+
+    const id = await direct.publish(name, 'data: 1\n\n', 10)
+    t.ok(direct.compare(at, id) < 0, 'ordered before every later entry')
+    t.same(await direct.replay(name, at), { entries: [{ id, body: 'data: 1\n\n', json: undefined }], complete: true }, 'what came after, exactly')
+    t.same(await direct.replay(name, at, 1), { entries: [{ id, body: 'data: 1\n\n', json: undefined }], complete: true }, 'by pages too')
+    t.equal(await direct.last?.(name), id, 'with entries: the newest id')
+
+    const position = (time: bigint, incarnation: bigint): string => `0-${(time << 23n) | incarnation}`
+    const earlier = position(seenAt - BigInt(ttl), epoch)
+    t.equal((await direct.replay(name, earlier)).complete, false, 'its first entry a ttl or more after: an earlier history may have expired')
+    t.equal((await direct.replay(uniqueName('none'), earlier)).complete, false, 'no key a ttl or more after: the same')
+    const keeping = bus({ ttl: false })
+    t.teardown(() => keeping.close())
+    t.equal((await keeping.replay(name, earlier)).complete, true, 'ttl false: nothing expires')
+    const elsewhere = position(seenAt, epoch ^ 1n)
+    t.equal((await direct.replay(name, elsewhere)).complete, false, 'another incarnation of Redis: its data was lost')
+    t.equal((await direct.replay(uniqueName('none'), elsewhere)).complete, false)
+    await client.del(prefix + '@epoch')
+    t.equal((await direct.replay(name, at)).complete, false, 'no incarnation at all: the same')
+    const anew = await direct.last?.(uniqueName('anew')) as string
+    t.not(BigInt(anew.slice(2)) & (2n ** 23n - 1n), 0n, 'a new one is drawn')
+    const latest = await direct.last?.(uniqueName('latest')) as string
+    t.equal(await direct.replay(name, latest).then((replay) => replay.complete), true, 'and positions of the new one resume exactly')
+
+    await direct.publish(name, 'data: 2\n\n', 10)
+    await client.xdel(prefix + name, id)
+    t.equal((await direct.replay(name, latest)).complete, false, 'a stream that lost an entry')
+    const wrong = uniqueName('string')
+    await client.set(prefix + wrong, 'not a stream')
+    await t.rejects(direct.replay(wrong, latest), { code: 'FST_ERR_CONDUIT_BUS' }, 'a key that is not a stream')
+  })
+
   t.test('flush() resolves once the reader has delivered what Redis held when it was called', async (t) => {
     const client = testClient()
     await client.connect()
