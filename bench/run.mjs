@@ -18,6 +18,7 @@ const BENCH = import.meta.dirname
 const ROOT = join(BENCH, '..')
 const SERVER = join(BENCH, 'server.mjs')
 const CLIENT = join(BENCH, 'client.mjs')
+const H2_CLIENT = join(BENCH, 'h2-client.mjs')
 const PARSER = join(BENCH, 'parser.mjs')
 const RESULTS = join(BENCH, 'results')
 
@@ -40,10 +41,14 @@ const CONTENDERS = [
   { id: 'raw-coalesced', module: 'raw-coalesced', label: 'node:http coalesced' },
   { id: 'raw-per-event', module: 'raw-coalesced', variant: 'per-event', label: 'node:http, one Buffer per event', only: ['broadcast'] },
   { id: 'raw-naive', module: 'raw-naive', label: 'node:http naive' },
+  // HTTP/2 (h2c): the baseline of the idle-100k-h2 scenario, one shared heartbeat Buffer written
+  // to every stream, and fastify-conduit on Fastify({ http2: true }).
+  { id: 'raw-h2', module: 'raw-h2', label: 'node:http2, one shared heartbeat Buffer', only: ['idle-100k-h2'] },
   // A filtered broadcast at its cheapest: the even ticks only, one Buffer per turn for every
   // client (no per-client predicate): beside conduit-where, what a filter passing half can reach.
   { id: 'raw-where', module: 'raw-coalesced', variant: 'where', label: 'node:http coalesced, filtered once for all (half)', only: ['broadcast'], share: 0.5 },
   { id: 'conduit', module: 'conduit', label: 'fastify-conduit' },
+  { id: 'conduit-h2', module: 'conduit', label: 'fastify-conduit, Fastify({ http2: true })', only: ['idle-100k-h2'] },
   { id: 'conduit-sync', module: 'conduit', variant: 'sync', label: 'fastify-conduit, sync generator', only: ['stream'] },
   { id: 'conduit-noschema', module: 'conduit', variant: 'noschema', label: 'fastify-conduit, no schema.sse', only: ['stream-1m'] },
   // The same schema.sse and serializer with the check accepting everything: validation alone.
@@ -110,6 +115,21 @@ const SCENARIOS = [
   // Idle streams by the hundred thousand on one server process, heartbeats every second: the
   // load client is several processes, each connecting from several loopback addresses.
   { key: 'idle-100k', kind: 'mass', clients: Number(args.streams ?? (quick ? 5_000 : 100_000)), heartbeatMs: 1_000, windowMs: 5_000, contenders: ['conduit', 'raw-coalesced'] },
+  // The same over HTTP/2 (h2c, prior knowledge), 1,000 streams multiplexed on each connection:
+  // 100 connections, so one server process holds 100,000 streams within any common open-file
+  // limit. The first session's 1,000 streams are a warm-up, opened before the RSS baseline.
+  {
+    key: 'idle-100k-h2',
+    kind: 'mass',
+    h2: true,
+    clients: quick ? 5_000 : 100_000,
+    streamsPerSession: 1_000,
+    warm: 1_000,
+    heartbeatMs: 1_000,
+    windowMs: 5_000,
+    contenders: ['conduit-h2', 'raw-h2'],
+    baseline: 'raw-h2'
+  },
   { key: 'parser-small', kind: 'parser', input: 'small', events: quick ? 100_000 : 500_000 },
   { key: 'parser-large', kind: 'parser', input: 'large', events: quick ? 500 : 2_000 },
   { key: 'parser-split', kind: 'parser', input: 'split', events: quick ? 50_000 : 200_000 }
@@ -136,6 +156,8 @@ const UNITS = {
   mass: { unit: 'server RSS', better: 'lower' }
 }
 
+// At most this many HTTP/2 streams per load-client process (idle-100k-h2: 4 processes).
+const STREAMS_PER_H2_CLIENT = 25_000
 // At most this many sockets per load-client process (within common open-file limits) and per
 // source address (the idle-100k scenario): an address has about 28,000 ephemeral ports
 // (32768–60999), and those of a run just ended stay in TIME_WAIT for a minute, so every run
@@ -203,14 +225,15 @@ if (args.markdown) console.log('\n## README snippet\n\n' + snippet)
 async function runScenario (scenario, contenders) {
   const { unit, better } = UNITS[scenario.kind]
   console.log(`\n### ${scenario.title} — ${unit} (${better} is better)\n`)
-  const entry = { key: scenario.key, kind: scenario.kind, title: scenario.title, unit, better, sizes: sizesOf(scenario), contenders: {} }
+  const entry = { key: scenario.key, kind: scenario.kind, title: scenario.title, unit, better, sizes: sizesOf(scenario), baseline: scenario.baseline, contenders: {} }
   for (const c of contenders) entry.contenders[c.id] = { label: c.label, runs: [] }
 
   if (scenario.absent) {
     entry.absent = scenario.absent
     console.log(scenario.absent + '.\n')
   }
-  const needed = (scenario.clients ?? 1) + (scenario.warm ?? 0) + 256
+  // Over HTTP/2 a descriptor per connection, not per stream.
+  const needed = (scenario.h2 ? Math.ceil(scenario.clients / scenario.streamsPerSession) : (scenario.clients ?? 1) + (scenario.warm ?? 0)) + 256
   if (fds !== null && fds.hard < needed) {
     // Past the hard limit: the server and clients of the idle-100k scenario are started through
     // prlimit(1) with a higher one, which needs root (or CAP_SYS_RESOURCE).
@@ -258,7 +281,7 @@ async function runScenario (scenario, contenders) {
 }
 
 function sizesOf (s) {
-  return { events: s.events, clients: s.clients, warm: s.warm, warmup: s.warmup, input: s.input, history: s.history, heartbeatMs: s.heartbeatMs, windowMs: s.windowMs }
+  return { events: s.events, clients: s.clients, warm: s.warm, warmup: s.warmup, input: s.input, history: s.history, heartbeatMs: s.heartbeatMs, windowMs: s.windowMs, h2: s.h2, streamsPerSession: s.streamsPerSession }
 }
 
 async function measure (scenario, contender) {
@@ -271,6 +294,7 @@ async function measure (scenario, contender) {
     kind: scenario.kind,
     history: scenario.history,
     heartbeatMs: scenario.heartbeatMs,
+    h2: scenario.h2 ?? false,
     lifetimeMs: TIMEOUT.start + TIMEOUT.mass + TIMEOUT.broadcast + 60_000,
     profile: args['cpu-prof'] ? join(RESULTS, 'profiles', `${scenario.key}-${contender.id}-server-${Date.now()}.cpuprofile`) : null
   }, { execArgv: ['--expose-gc', ...(scenario.kind === 'mass' ? ['--max-old-space-size=8192'] : [])], nofile: scenario.nofile ?? null })
@@ -294,7 +318,7 @@ async function measure (scenario, contender) {
       client = new Child(CLIENT, { ...common, mode: 'many', events: 0, maxPending: STORM_PENDING, resume: ready.historyIds }, { execArgv: clientArgs })
       measured = await measureStorm(scenario, server, client, ready)
     } else if (scenario.kind === 'mass') {
-      clients = massClients(scenario, common, clientArgs)
+      clients = scenario.h2 ? h2Clients(scenario, common, clientArgs) : massClients(scenario, common, clientArgs)
       measured = await measureMass(scenario, server, clients, ready)
     } else {
       client = new Child(CLIENT, { ...common, mode: 'many', events: scenario.kind === 'broadcast' ? delivered(scenario, contender) : 0, maxPending: 128 }, { execArgv: clientArgs })
@@ -402,6 +426,20 @@ function massClients (scenario, common, execArgv) {
   })
 }
 
+/**
+ * Load clients for the idle-100k-h2 scenario: at most STREAMS_PER_H2_CLIENT streams each,
+ * `streamsPerSession` on each of its HTTP/2 connections.
+ */
+function h2Clients (scenario, common, execArgv) {
+  const processes = Math.ceil(scenario.clients / STREAMS_PER_H2_CLIENT)
+  return Array.from({ length: processes }, (_, p) => {
+    const count = Math.floor(scenario.clients / processes) + (p < scenario.clients % processes ? 1 : 0)
+    const child = new Child(H2_CLIENT, { ...common, lifetimeMs: TIMEOUT.mass + 60_000, maxPending: 128, streamsPerSession: scenario.streamsPerSession, capacity: count }, { execArgv })
+    child.count = count
+    return child
+  })
+}
+
 /** The n-th address of 127.0.0.0/8 (2: 127.0.0.2, 256: 127.0.1.0, …). */
 function loopbackAddress (n) {
   return `127.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`
@@ -414,23 +452,43 @@ function loopbackAddress (n) {
  * stream idle but for heartbeats (share of one core, and per heartbeat sent).
  */
 async function measureMass (scenario, server, clients, ready) {
+  // With `warm` (idle-100k-h2): that many streams first, on the first client process (its first
+  // session), before the RSS baseline; they count in the total, not in the connect rate.
+  const warm = scenario.warm ?? 0
+  if (warm > 0) {
+    await clients[0].ask({ type: 'open', count: warm }, 'heads', TIMEOUT.mass)
+    await allSubscribed(server, ready, warm, TIMEOUT.mass)
+  }
   const before = await server.ask({ type: 'memory' }, 'memory', 10_000)
   const t0 = process.hrtime.bigint()
-  await Promise.all(clients.map((c) => c.ask({ type: 'open', count: c.count }, 'heads', TIMEOUT.mass)))
+  await Promise.all(clients.map((c, i) => c.ask({ type: 'open', count: c.count - (i === 0 ? warm : 0) }, 'heads', TIMEOUT.mass)))
   await allSubscribed(server, ready, scenario.clients, TIMEOUT.mass)
   const connectSeconds = Number(process.hrtime.bigint() - t0) / 1e9
   const after = await server.ask({ type: 'memory' }, 'memory', 30_000)
   if (after.connected < scenario.clients) throw new Error(`only ${after.connected} of ${scenario.clients} streams open`)
+  // HTTP/2: every stream's heartbeats over the CPU window are counted in the client.
+  if (scenario.h2) await Promise.all(clients.map((c) => c.ask({ type: 'mark' }, 'marked', 30_000)))
   const cpu = await server.ask({ type: 'cpu', ms: scenario.windowMs }, 'cpu', scenario.windowMs + 30_000)
+  let beats
+  if (scenario.h2) {
+    const checked = await Promise.all(clients.map((c) => c.ask({ type: 'check' }, 'checked', 30_000)))
+    beats = {
+      streams: checked.reduce((sum, c) => sum + c.streams, 0),
+      min: Math.min(...checked.map((c) => c.minBeats)),
+      max: Math.max(...checked.map((c) => c.maxBeats)),
+      silent: checked.reduce((sum, c) => sum + c.silent, 0)
+    }
+  }
   const heartbeats = scenario.clients * cpu.elapsedMs / scenario.heartbeatMs
   return {
     value: after.rss,
-    rssPerStream: (after.rss - before.rss) / scenario.clients,
-    heapPerStream: (after.heapUsed - before.heapUsed) / scenario.clients,
+    rssPerStream: (after.rss - before.rss) / (scenario.clients - warm),
+    heapPerStream: (after.heapUsed - before.heapUsed) / (scenario.clients - warm),
     connectSeconds,
-    connectRate: scenario.clients / connectSeconds,
+    connectRate: (scenario.clients - warm) / connectSeconds,
     heartbeatCpuShare: cpu.cpuMs / cpu.elapsedMs,
-    microsecondsPerHeartbeat: cpu.cpuMs * 1000 / heartbeats
+    microsecondsPerHeartbeat: cpu.cpuMs * 1000 / heartbeats,
+    ...(beats ? { beats } : {})
   }
 }
 
@@ -500,7 +558,7 @@ function header ({ machine, versions }) {
 }
 
 function baselineOf (entry) {
-  return entry.contenders[BASELINES[entry.kind]]?.summary?.value?.median
+  return entry.contenders[entry.baseline ?? BASELINES[entry.kind]]?.summary?.value?.median
 }
 
 function scenarioTable (entry) {
@@ -540,9 +598,10 @@ function medianOf (slot, pick) {
 /** The storm's and the idle-100k scenario's table. */
 function loadTable (entry, base) {
   const storm = entry.kind === 'storm'
+  const h2 = entry.sizes.h2 === true
   const rows = Object.values(entry.contenders).map((slot) => {
     const s = slot.summary
-    const blank = storm ? ['', '', '', '', '', ''] : ['', '', '', '', '']
+    const blank = storm ? ['', '', '', '', '', ''] : h2 ? ['', '', '', '', '', ''] : ['', '', '', '', '']
     if (slot.unavailable) return [slot.label, `not available: ${slot.unavailable}`, ...blank]
     if (s === null || s.value === null) return [slot.label, `failed: ${slot.runs.find((r) => r.error)?.error ?? 'no result'}`, ...blank]
     const v = s.value
@@ -569,12 +628,25 @@ function loadTable (entry, base) {
       kilobytes(medianOf(slot, (r) => r.rssPerStream)),
       `${si(medianOf(slot, (r) => r.connectRate))}/s`,
       `${(medianOf(slot, (r) => r.heartbeatCpuShare) * 100).toFixed(1)}%`,
-      `${medianOf(slot, (r) => r.microsecondsPerHeartbeat).toFixed(2)} µs`
+      `${medianOf(slot, (r) => r.microsecondsPerHeartbeat).toFixed(2)} µs`,
+      ...(h2 ? [heartbeatsOf(slot, entry.sizes)] : [])
     ]
   })
   return storm
     ? table(['contender', 'time to catch up', 'min–max', 'vs naive', 'server peak RSS', 'peak RSS added by the storm', 'event-loop delay p99 / max', 'client CPU (share of elapsed)'], rows)
-    : table(['contender', 'server RSS', 'vs coalesced', 'RSS per stream', 'connect rate (streams/s)', 'heartbeat CPU (share of a core)', 'CPU per heartbeat'], rows)
+    : table(['contender', 'server RSS', h2 ? 'vs node:http2' : 'vs coalesced', 'RSS per stream', 'connect rate (streams/s)', 'heartbeat CPU (share of a core)', 'CPU per heartbeat',
+      ...(h2 ? [`heartbeats per stream in ${entry.sizes.windowMs / 1000} s (min–max, streams without)`] : [])], rows)
+}
+
+/** HTTP/2: the heartbeats every stream got over the CPU window, over all runs. */
+function heartbeatsOf (slot, { clients }) {
+  const runs = slot.runs.filter((r) => r.beats)
+  if (runs.length === 0) return '—'
+  const min = Math.min(...runs.map((r) => r.beats.min))
+  const max = Math.max(...runs.map((r) => r.beats.max))
+  const silent = runs.reduce((sum, r) => sum + r.beats.silent, 0)
+  const all = runs.every((r) => r.beats.streams === clients)
+  return `${min}–${max}, ${silent} without${all ? '' : ' (not every stream counted)'}`
 }
 
 function parserTable (entry, base) {
@@ -650,7 +722,14 @@ function scenarioNotes (entry) {
     }
   }
   if (entry.kind === 'storm') notes.push(...stormNotes(entry))
-  if (entry.kind === 'mass') {
+  if (entry.kind === 'mass' && entry.sizes.h2) {
+    const { clients, streamsPerSession, warm, windowMs, heartbeatMs } = entry.sizes
+    notes.push(`HTTP/2 cleartext (h2c, prior knowledge): ${streamsPerSession.toLocaleString('en-US')} streams on each of ${Math.ceil(clients / streamsPerSession)} connections, ` +
+      `from ${Math.ceil(clients / STREAMS_PER_H2_CLIENT)} load-client process(es) (node:http2, 128 streams waiting for their head per process at a time). ` +
+      `The first ${warm.toLocaleString('en-US')} streams are a warm-up opened before the RSS baseline: RSS per stream and the connect rate are over the other ${(clients - warm).toLocaleString('en-US')}; server RSS is the total with all ${clients.toLocaleString('en-US')} open, after GC. ` +
+      `Heartbeat CPU: the server's CPU time over ${windowMs / 1000} s with every stream idle but for a heartbeat every ${heartbeatMs / 1000} s; ` +
+      'the client counts every stream\'s heartbeats over about the same window (marked just before, checked just after).')
+  } else if (entry.kind === 'mass') {
     notes.push(`Connect rate: from the first connection to the server counting them all (load clients: ${Math.ceil(entry.sizes.clients / SOCKETS_PER_CLIENT)} ` +
       `process(es), ≤ ${SOCKETS_PER_ADDRESS.toLocaleString('en-US')} sockets per source address, 128 connecting per process at a time). ` +
       `RSS after GC with every stream open. Heartbeat CPU: the server's CPU time over ${entry.sizes.windowMs / 1000} s with every stream idle ` +

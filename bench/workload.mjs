@@ -78,3 +78,13 @@ export function requestedEvents (url) {
 export function unavailable (reason) {
   return Object.assign(new Error(reason), { unavailable: true })
 }
+
+/**
+ * The HTTP/2 server options of the idle-100k-h2 scenario (bench/README.md, "HTTP/2 limits").
+ * Node's server already allows 2^32-1 concurrent streams per session (settings
+ * .maxConcurrentStreams); what stops many streams on one session is nghttp2's memory per
+ * session, capped at 10 MB by default: past about 10,000 open streams on one session new ones
+ * are refused and the session ends (GOAWAY). At 1,000 per session the default fits; raised so
+ * that the scenario can be rerun with more per session.
+ */
+export const H2_SERVER_OPTIONS = { maxSessionMemory: 1024 }

@@ -8,17 +8,18 @@
 // fast-json-stringify serializer, but a TypeBox kind registered to accept every value in place
 // of the compiled check: what validation alone costs, the serializer being the same.
 // Variant 'diagnostics' (stream or broadcast): the same, with a diagnostics_channel subscriber.
+// With `h2` (the idle-100k-h2 scenario): Fastify({ http2: true }), cleartext HTTP/2.
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import { Kind, Type, TypeRegistry } from '@sinclair/typebox'
-import { aborted, LISTEN, stormTick, tick, tickFrame, unavailable } from '../workload.mjs'
+import { aborted, H2_SERVER_OPTIONS, LISTEN, stormTick, tick, tickFrame, unavailable } from '../workload.mjs'
 
 const Tick = Type.Object({ i: Type.Integer(), text: Type.String() })
 // Tick's JSON Schema under a kind whose check accepts anything (one registry call per event).
 TypeRegistry.Set('BenchAcceptAll', () => true)
 const TickUnchecked = { ...Tick, [Kind]: 'BenchAcceptAll' }
 
-export async function start ({ scenario, kind, variant, build, history, heartbeatMs }, hooks) {
+export async function start ({ scenario, kind, variant, build, history, heartbeatMs, h2 }, hooks) {
   let fastifyConduit
   try {
     // `build`: another build's dist/esm/index.js (npm run bench -- --compare <dir>).
@@ -34,7 +35,8 @@ export async function start ({ scenario, kind, variant, build, history, heartbea
     const seen = new Map()
     for (const name of Object.values(diagnosticsChannels)) subscribe(name, () => seen.set(name, (seen.get(name) ?? 0) + 1))
   }
-  const app = Fastify({ logger: false })
+  // idle-100k-h2: cleartext HTTP/2 with the limits the raw node:http2 baseline has.
+  const app = Fastify({ logger: false, ...(h2 ? { http2: true, http: H2_SERVER_OPTIONS } : {}) })
   // Heartbeats only where measured (the 100,000 idle streams), every `heartbeatMs`; there and in
   // the storm, no cap on open streams (`maxConnections` defaults to 10,000).
   const load = kind === 'storm' || kind === 'mass'
