@@ -63,7 +63,9 @@ export type ReconnectOptions = Static<typeof ReconnectOptionsSchema>
 export interface GapInfo {
   /**
    * The Last-Event-ID the client resumed from: some events after it were lost (the server no
-   * longer holds them), and those that follow are the oldest it still has.
+   * longer holds them), and those that follow are the oldest it still has. On a merged stream
+   * (`app.sse.merge()`) the gap is one channel's: it comes before that channel's replayed
+   * events, and other channels' replayed events may have been yielded before it.
    */
   lastEventId: string
 }
