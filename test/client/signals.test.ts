@@ -199,6 +199,33 @@ test('idleTimeout: heartbeats keep a quiet stream alive; a consumer busy longer 
   t.same(busy, ['a', 'b'])
 })
 
+test('idleTimeout: bytes that arrived while the process was stalled are read before the connection is judged idle', async (t) => {
+  let send = (): void => {}
+  const { url } = await startEventServer(t, (res) => {
+    openEventStream(res).write('data: a\n\n')
+    send = () => { res.end('data: b\n\n') }
+  })
+  const events: string[] = []
+  let error: unknown
+  try {
+    for await (const event of connect(url, { idleTimeout: 100, reconnect: false })) {
+      events.push(event.data)
+      if (event.data !== 'a') continue
+      // The last event reaches the client's socket, then the process stalls past idleTimeout
+      // (as in a long GC pause) before it could read it: the idle timer is due first.
+      setTimeout(() => {
+        send()
+        const until = Date.now() + 300
+        while (Date.now() < until);
+      }, 10)
+    }
+  } catch (err) {
+    error = err
+  }
+  t.equal(error, undefined, 'not idle: its bytes were there')
+  t.same(events, ['a', 'b'])
+})
+
 test('idleTimeout: false never times out', async (t) => {
   const { url } = await startEventServer(t, (res) => {
     openEventStream(res).write('data: a\n\n')
