@@ -18,6 +18,8 @@ export class IdleTimer {
   #since = 0
   #waiting = false
   #fired = false
+  /** The timeout was reached once: the next check, after one turn of I/O, decides. */
+  #confirming = false
 
   constructor (timeout: number, onIdle: () => void) {
     this.#timeout = timeout
@@ -53,11 +55,21 @@ export class IdleTimer {
 
   readonly #check = (): void => {
     this.#timer = undefined
+    const confirming = this.#confirming
+    this.#confirming = false
     // Not waiting: the consumer holds the events; the next wait arms the timer again.
     if (!this.#waiting) return
     const idle = Date.now() - this.#since
     if (idle < this.#timeout) {
       this.#arm(this.#timeout - idle)
+      return
+    }
+    // Timers run before I/O is read: after the process stalled (a long GC pause, a starved
+    // CPU, a suspended laptop) longer than the timeout, bytes that arrived meanwhile wait
+    // unread in the socket. One more turn lets them be read before the connection is judged.
+    if (!confirming) {
+      this.#confirming = true
+      this.#arm(0)
       return
     }
     this.#fired = true

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import fastifyConduit from '../../lib/index.js'
-import { deferred, fastifyDefaultClose, FrameReader, LogCapture, startApp } from '../support/index.js'
+import { deferred, eventually, fastifyDefaultClose, FrameReader, LogCapture, startApp } from '../support/index.js'
 
 t.test('response headers, and headers set earlier are kept', async (t) => {
   const { url } = await startApp(t, {}, (app) => {
@@ -113,6 +113,8 @@ t.test('onResponse and request logging fire once per stream', async (t) => {
     app.get('/once', (request, reply) => reply.sse([{ data: 'x' }, { data: 'y' }]))
   }, { logger: logs.logger })
   await (await FrameReader.open(url + '/once')).all()
+  // Both come after the client read the end; a second of either would come right after.
+  await eventually(() => responses > 0 && logs.lines.some((line) => line.msg === 'request completed'), 5000)
   await sleep(20)
   t.equal(responses, 1)
   t.equal(logs.lines.filter((line) => line.msg === 'request completed').length, 1)
@@ -138,6 +140,7 @@ t.test('a client that goes away: onRequestAbort fires once, as for any abandoned
   await reader.next()
   reader.close()
   await finished.promise
+  await eventually(() => aborts > 0 && logs.lines.some((line) => line.msg === 'stream closed prematurely'), 5000)
   await sleep(20)
   t.equal(aborts, 1)
   t.equal(responses, 0, 'Fastify runs onResponse only for responses that finish')
