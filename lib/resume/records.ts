@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { ClosedError, RecordLimitError, ResumeUnsupportedError } from '../errors.js'
 import type { Bus } from '../channel/bus.js'
+import { kAttachAt } from '../channel/channel.js'
 import { kAttach } from '../stream/sink.js'
 import type { AttachableSource, StreamSink } from '../stream/sink.js'
 import { closeIterator, openSource } from '../stream/source.js'
@@ -50,6 +51,11 @@ const YIELD_EVERY = 64
  * entries before it), and reports `cancel` entries instead of delivering them.
  */
 export interface RecordChannel extends AttachableSource {
+  /**
+   * A reader's subscriber: replay after `position` (or, `fromStart`, from the record's first
+   * entry), then live; `arrived` is called once the replay is written (see Channel).
+   */
+  [kAttachAt] (sink: StreamSink, filter: undefined, position: string | undefined, fromStart: boolean, arrived?: () => void): Promise<void>
   /**
    * Appends an entry (a frame without its id, as a channel's publish makes it, and its `json`)
    * or, with body `''`, the end; the bus keeps `history` entries.
@@ -165,7 +171,15 @@ export class ResumableRecords {
 
   /** Streams `key`'s record to `sink`: replay after its Last-Event-ID, then live, until the end. */
   attach (key: string, sink: StreamSink): Promise<void> {
-    return this.#hold(key)[kAttach](sink).finally(() => this.#release(key))
+    // readable() found the record, but it may expire before the replay reads it (its entries
+    // go with its state, `ttl` after its end): the replay then finds nothing, and no end would
+    // ever come. Once the replay is written, a record gone ends the stream (its client is
+    // answered 204 next).
+    const arrived = (): void => {
+      this.#bus().getState(STATE_PREFIX + key).then((state) => { if (state === undefined) sink.stop() }, noop)
+    }
+    const lastEventId = sink.lastEventId
+    return this.#hold(key)[kAttachAt](sink, undefined, lastEventId, lastEventId === undefined, arrived).finally(() => this.#release(key))
   }
 
   /**

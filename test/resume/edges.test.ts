@@ -314,3 +314,36 @@ t.test('a Last-Event-ID that is the end itself (forged) is answered 204 too', as
   t.equal(end.body, '')
   t.equal((await fetch(`${url}/chat`, { headers: { 'last-event-id': end.id } })).status, 204)
 })
+
+t.test('a record that expires between the check that it exists and its replay: the stream ends, then 204 (never a reader waiting for an end that is gone)', async (t) => {
+  const inner = memoryBus()
+  const key = uniqueName('vanishing')
+  // Armed, the record vanishes right after readable() read its state, as if its ttl ran out
+  // between that read and the replay: its state is then gone, and its channel empty.
+  let armed = false
+  let reads = 0
+  const bus: Bus = {
+    get history () { return inner.history },
+    ready: (log) => inner.ready(log),
+    publish: (channel, body, history, json) => inner.publish(channel, body, history, json),
+    listen: (channel, listener) => inner.listen(channel, listener),
+    replay: (channel, afterId, limit) => inner.replay(armed && channel === `@resume:${key}` ? `@resume:${key}-gone` : channel, afterId, limit),
+    compare: (a, b) => inner.compare(a, b),
+    close: () => inner.close(),
+    setState: (stateKey, state, ttl, create) => (inner.setState as NonNullable<Bus['setState']>)(stateKey, state, ttl, create),
+    getState: async (stateKey) => armed && stateKey.endsWith(key) && ++reads > 1 ? undefined : await (inner.getState as NonNullable<Bus['getState']>)(stateKey),
+    expire: (channel, ttl) => (inner.expire as NonNullable<Bus['expire']>)(channel, ttl)
+  }
+  const { url } = await startApp(t, { bus }, (app) => {
+    app.get('/chat', (request, reply) => reply.sse([{ data: 'a' }, { data: 'b' }], { resume: { key } }))
+  })
+  const first = await EventReader.fetch(`${url}/chat`)
+  t.ok(await first.end(5000))
+  t.same(first.messages.map((message) => message.data), ['a', 'b'])
+  armed = true
+  const after = first.messages[0].id as string
+  const late = await EventReader.fetch(`${url}/chat`, { 'last-event-id': after })
+  t.ok(await late.end(10_000), 'the stream ended')
+  t.same(late.messages, [], 'with nothing')
+  t.equal((await fetch(`${url}/chat`, { headers: { 'last-event-id': after } })).status, 204, 'and the record is gone: 204')
+})
