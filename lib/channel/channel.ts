@@ -221,9 +221,12 @@ export class Channel<Events extends EventSchemas | undefined = undefined> implem
     return this[kAttachWhere](sink, undefined)
   }
 
-  /** A stream's subscriber, selected by `filter` when given; see {@link ChannelSelection}. */
+  /**
+   * A stream's subscriber, selected by `filter` when given; see {@link ChannelSelection}. A
+   * record's readers come through ResumableRecords.attach instead (from the record's start).
+   */
   [kAttachWhere] (sink: StreamSink, filter: Predicate | undefined): Promise<void> {
-    return this[kAttachAt](sink, filter, sink.lastEventId, this.#record && sink.lastEventId === undefined)
+    return this[kAttachAt](sink, filter, sink.lastEventId, false)
   }
 
   /**

@@ -50,7 +50,7 @@ const YIELD_EVERY = 64
  * when a reader has no Last-Event-ID, ends its readers at the `end` control entry (after the
  * entries before it), and reports `cancel` entries instead of delivering them.
  */
-export interface RecordChannel extends AttachableSource {
+export interface RecordChannel {
   /**
    * A reader's subscriber: replay after `position` (or, `fromStart`, from the record's first
    * entry), then live; `arrived` is called once the replay is written (see Channel).
