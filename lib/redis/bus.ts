@@ -235,14 +235,8 @@ class RedisStreamsBus implements RedisBus {
    * Redis < 7 does not count added entries: a gap is reported whenever the key exists.
    */
   async #replayFromStart (command: Redis, key: string, limit: number | undefined): Promise<BusReplay> {
-    const [raw, info] = await Promise.all([
-      limit === undefined ? command.xrange(key, '-', '+') : command.xrange(key, '-', '+', 'COUNT', limit),
-      command.xinfo('STREAM', key).catch((err: Error) => {
-        if (/no such key/i.test(err.message)) return undefined
-        throw err
-      })
-    ])
-    return { entries: replayEntries(raw), complete: info === undefined || !wasTrimmed(info as unknown[]) }
+    const [raw, info] = await oldestAndInfo(command, key, limit)
+    return { entries: replayEntries(raw), complete: info === undefined || !wasTrimmed(info) }
   }
 
   /**
@@ -259,12 +253,9 @@ class RedisStreamsBus implements RedisBus {
    * Sent together, in this order: an expiry or a restart among them reads as a gap.
    */
   async #replayFromEmpty (command: Redis, key: string, position: bigint, limit: number | undefined): Promise<BusReplay> {
-    const [raw, info, now, epoch] = await Promise.all([
-      limit === undefined ? command.xrange(key, '-', '+') : command.xrange(key, '-', '+', 'COUNT', limit),
-      command.xinfo('STREAM', key).catch((err: Error) => {
-        if (/no such key/i.test(err.message)) return undefined
-        throw err
-      }),
+    // Sent in this order: XRANGE and XINFO (called first), then TIME and GET.
+    const [[raw, info], now, epoch] = await Promise.all([
+      oldestAndInfo(command, key, limit),
       command.time(),
       command.get(this.#prefix + EPOCH_NAME)
     ])
@@ -272,7 +263,7 @@ class RedisStreamsBus implements RedisBus {
     const until = Number(position >> EPOCH_BITS) + (this.#ttl === false ? Infinity : this.#ttl)
     const complete = epoch === String(position & EPOCH_MASK) && (info === undefined
       ? redisMs(now) < until
-      : !wasTrimmed(info as unknown[]) && (entries.length === 0 || idMs(entries[0].id) < until))
+      : !wasTrimmed(info) && (entries.length === 0 || idMs(entries[0].id) < until))
     return { entries, complete }
   }
 
@@ -583,6 +574,20 @@ class RedisStreamsBus implements RedisBus {
     this.#wake = undefined
     wake?.()
   }
+}
+
+/**
+ * The key's oldest entries (all, or `limit`) and its XINFO STREAM (undefined: no key), sent
+ * together on `command`, XRANGE first: what a replay from the start of a stream reads.
+ */
+function oldestAndInfo (command: Redis, key: string, limit: number | undefined): Promise<[Array<[string, string[]]>, unknown[] | undefined]> {
+  return Promise.all([
+    limit === undefined ? command.xrange(key, '-', '+') : command.xrange(key, '-', '+', 'COUNT', limit),
+    (command.xinfo('STREAM', key) as Promise<unknown[]>).catch((err: Error) => {
+      if (/no such key/i.test(err.message)) return undefined
+      throw err
+    })
+  ])
 }
 
 /**
